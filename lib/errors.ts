@@ -1,0 +1,54 @@
+// Every error the plugin makes. Codes carry the FST_SIGNALR_ prefix so applications can
+// match on them; messages take %s arguments in the @fastify/error style.
+import createError from '@fastify/error'
+
+export const InvalidOptionError = createError<[string, string]>(
+  'FST_SIGNALR_INVALID_OPTION', 'Invalid fastify-signalr option %s: %s', 500, TypeError)
+
+export const InvalidHubError = createError<[string]>(
+  'FST_SIGNALR_INVALID_HUB', 'Invalid hub definition: %s', 500, TypeError)
+
+export const DuplicateHubError = createError<[string]>(
+  'FST_SIGNALR_DUPLICATE_HUB', "A hub is already mapped at path '%s'", 500)
+
+export const UnknownHubError = createError<[string]>(
+  'FST_SIGNALR_UNKNOWN_HUB', "No hub is mapped at path '%s'", 500)
+
+export const InvalidArgumentError = createError<[string, string]>(
+  'FST_SIGNALR_INVALID_ARGUMENT', 'Invalid %s: %s', 500, TypeError)
+
+/** A frame or message that breaks the hub protocol: the connection ends with an error Close. */
+export const InvalidMessageError = createError<[string]>(
+  'FST_SIGNALR_INVALID_MESSAGE', '%s', 400)
+
+/** A single message above maximumReceiveMessageSize. */
+export const MessageTooLargeError = createError<[number]>(
+  'FST_SIGNALR_MESSAGE_TOO_LARGE', 'The maximum message size of %sB was exceeded.', 413)
+
+export const HandshakeError = createError<[string]>(
+  'FST_SIGNALR_HANDSHAKE', '%s', 400)
+
+/**
+ * What a hub method throws to send its own message to the caller in every mode, like a
+ * .NET HubException: the client sees "An unexpected error occurred invoking 'M' on the
+ * server. HubException: <message>".
+ */
+export const HubError = createError<[string]>('FST_SIGNALR_HUB_ERROR', '%s', 500)
+
+export const ConnectionClosedError = createError<[string]>(
+  'FST_SIGNALR_CONNECTION_CLOSED', '%s', 500)
+
+export const ClientResultError = createError<[string]>(
+  'FST_SIGNALR_CLIENT_RESULT', '%s', 500)
+
+export const ClientResultTimeoutError = createError<[string, number]>(
+  'FST_SIGNALR_CLIENT_RESULT_TIMEOUT', "Client result for '%s' timed out after %sms.", 500)
+
+export const ClientTimeoutError = createError(
+  'FST_SIGNALR_CLIENT_TIMEOUT', "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.", 500)
+
+export const SendTimeoutError = createError<[number]>(
+  'FST_SIGNALR_SEND_TIMEOUT', 'A transport send did not complete within %sms: the client is not reading.', 500)
+
+export const ServerShutdownError = createError(
+  'FST_SIGNALR_SHUTDOWN', 'The server is shutting down.', 503)

@@ -1,0 +1,195 @@
+// The JSON hub protocol: one JSON object per record-separated record. Reading accepts any
+// field order and ignores unknown fields and unknown types, as the .NET reader does;
+// writing emits the fields in the .NET writer's order (signalr-wire.md §4.2).
+import { InvalidMessageError } from '../errors.js'
+import type { HubProtocol, ParseResult } from './hub-protocol.js'
+import type { Headers, HubMessage } from './messages.js'
+import { MessageType } from './messages.js'
+import { frameText, readRecords } from './text-framing.js'
+
+type Json = Record<string, unknown>
+
+function fail (text: string): never {
+  throw new InvalidMessageError(text)
+}
+
+function requireString (o: Json, key: string): string {
+  const v = o[key]
+  if (v === undefined) fail(`Missing required property '${key}'.`)
+  if (typeof v !== 'string') fail(`Expected '${key}' to be of type String.`)
+  return v
+}
+
+function optionalString (o: Json, key: string): string | undefined {
+  const v = o[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') fail(`Expected '${key}' to be of type String.`)
+  return v
+}
+
+function requireArray (o: Json, key: string): unknown[] {
+  const v = o[key]
+  if (v === undefined) fail(`Missing required property '${key}'.`)
+  if (!Array.isArray(v)) fail(`Expected '${key}' to be of type Array.`)
+  return v
+}
+
+function optionalStreamIds (o: Json): string[] | undefined {
+  const v = o.streamIds
+  if (v === undefined || v === null) return undefined
+  if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) fail("Expected 'streamIds' to be an array of String.")
+  return v.length > 0 ? v as string[] : undefined
+}
+
+function optionalHeaders (o: Json): Headers | undefined {
+  const v = o.headers
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'object' || Array.isArray(v)) fail("Expected 'headers' to be of type Object.")
+  // A null-prototype copy: header names are client-chosen, so '__proto__' must stay a plain key
+  const out: Headers = Object.create(null)
+  let any = false
+  for (const [k, val] of Object.entries(v as Json)) {
+    if (typeof val !== 'string') fail(`Expected header '${k}' to be of type String.`)
+    out[k] = val
+    any = true
+  }
+  return any ? out : undefined
+}
+
+function requireSequenceId (o: Json): number {
+  const v = o.sequenceId
+  if (v === undefined) fail("Missing required property 'sequenceId'.")
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail("Expected 'sequenceId' to be a non-negative integer.")
+  return v
+}
+
+/** Turns one parsed JSON value into a hub message, or undefined for an unknown type. */
+export function toHubMessage (value: unknown): HubMessage | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('Expected a JSON object.')
+  const o = value as Json
+  const type = o.type
+  if (type === undefined) fail("Missing required property 'type'.")
+  if (typeof type !== 'number') fail("Expected 'type' to be of type Integer.")
+  switch (type) {
+    case MessageType.Invocation:
+    case MessageType.StreamInvocation: {
+      const invocationId = optionalString(o, 'invocationId')
+      const target = requireString(o, 'target')
+      const args = requireArray(o, 'arguments')
+      const streamIds = optionalStreamIds(o)
+      const headers = optionalHeaders(o)
+      if (type === MessageType.StreamInvocation) {
+        if (invocationId === undefined || invocationId === '') fail("Missing required property 'invocationId'.")
+        return { type, invocationId, target, arguments: args, streamIds, headers }
+      }
+      // The .NET reader maps an empty id to a non-blocking call
+      return { type, invocationId: invocationId === '' ? undefined : invocationId, target, arguments: args, streamIds, headers }
+    }
+    case MessageType.StreamItem: {
+      const invocationId = requireString(o, 'invocationId')
+      if (!('item' in o)) fail("Missing required property 'item'.")
+      return { type, invocationId, item: o.item, headers: optionalHeaders(o) }
+    }
+    case MessageType.Completion: {
+      const invocationId = requireString(o, 'invocationId')
+      const error = optionalString(o, 'error')
+      const headers = optionalHeaders(o)
+      if (error !== undefined) {
+        if ('result' in o && o.result !== null && o.result !== undefined) fail('The result and error properties of a completion cannot both be set.')
+        return { type, invocationId, error, headers }
+      }
+      if ('result' in o) return { type, invocationId, result: o.result, hasResult: true, headers }
+      return { type, invocationId, hasResult: false, headers }
+    }
+    case MessageType.CancelInvocation:
+      return { type, invocationId: requireString(o, 'invocationId'), headers: optionalHeaders(o) }
+    case MessageType.Ping:
+      return { type }
+    case MessageType.Close: {
+      const error = optionalString(o, 'error')
+      const ar = o.allowReconnect
+      if (ar !== undefined && ar !== null && typeof ar !== 'boolean') fail("Expected 'allowReconnect' to be of type Boolean.")
+      return { type, error, allowReconnect: ar === true }
+    }
+    case MessageType.Ack:
+    case MessageType.Sequence:
+      return { type, sequenceId: requireSequenceId(o) }
+    default:
+      return undefined
+  }
+}
+
+/** The JSON object for a message, keys in the .NET writer's order. */
+export function toJsonObject (m: HubMessage): Json {
+  switch (m.type) {
+    case MessageType.Invocation:
+    case MessageType.StreamInvocation: {
+      const o: Json = { type: m.type }
+      if (m.headers !== undefined && Object.keys(m.headers).length > 0) o.headers = m.headers
+      if (m.invocationId !== undefined && m.invocationId !== '') o.invocationId = m.invocationId
+      o.target = m.target
+      o.arguments = m.arguments
+      if (m.streamIds !== undefined && m.streamIds.length > 0) o.streamIds = m.streamIds
+      return o
+    }
+    case MessageType.StreamItem: {
+      const o: Json = { type: m.type }
+      if (m.headers !== undefined && Object.keys(m.headers).length > 0) o.headers = m.headers
+      o.invocationId = m.invocationId
+      o.item = m.item === undefined ? null : m.item
+      return o
+    }
+    case MessageType.Completion: {
+      const o: Json = { type: m.type }
+      if (m.headers !== undefined && Object.keys(m.headers).length > 0) o.headers = m.headers
+      o.invocationId = m.invocationId
+      if (m.error !== undefined) o.error = m.error
+      else if (m.hasResult === true) o.result = m.result === undefined ? null : m.result
+      return o
+    }
+    case MessageType.CancelInvocation: {
+      const o: Json = { type: m.type }
+      if (m.headers !== undefined && Object.keys(m.headers).length > 0) o.headers = m.headers
+      o.invocationId = m.invocationId
+      return o
+    }
+    case MessageType.Ping:
+      return { type: m.type }
+    case MessageType.Close: {
+      const o: Json = { type: m.type }
+      if (m.error !== undefined) o.error = m.error
+      if (m.allowReconnect === true) o.allowReconnect = true
+      return o
+    }
+    case MessageType.Ack:
+    case MessageType.Sequence:
+      return { type: m.type, sequenceId: m.sequenceId }
+  }
+}
+
+export class JsonHubProtocol implements HubProtocol {
+  readonly name = 'json'
+  readonly version = 2
+  readonly transferFormat = 'Text' as const
+
+  parse (data: Buffer, maxMessageSize: number): ParseResult {
+    const messages: HubMessage[] = []
+    const consumed = readRecords(data, maxMessageSize, (text) => {
+      let value: unknown
+      try {
+        value = JSON.parse(text)
+      } catch {
+        fail('Error reading JSON.')
+      }
+      const message = toHubMessage(value)
+      if (message !== undefined) messages.push(message)
+    })
+    return { messages, consumed }
+  }
+
+  write (message: HubMessage): Buffer {
+    return frameText(JSON.stringify(toJsonObject(message)))
+  }
+}
+
+export const jsonHubProtocol = new JsonHubProtocol()
