@@ -1,0 +1,326 @@
+// One client connection, independent of Fastify and of hubs: ids, handshake, inbound
+// reassembly and parsing, outbound writes through the bound transport, client results,
+// and the liveness checks run by the shared heartbeat.
+import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import {
+  ClientResultError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, SendTimeoutError
+} from './errors.js'
+import type { LifetimeConnection } from './lifetime/hub-lifetime-manager.js'
+import type { ResolvedHubOptions } from './options.js'
+import { parseHandshakeRequest, writeHandshakeResponse } from './protocol/handshake.js'
+import type { HubProtocol } from './protocol/hub-protocol.js'
+import { MessageType, type CompletionMessage, type HubMessage, type InvocationMessage } from './protocol/messages.js'
+import { SerializedMessage } from './protocol/serialized-message.js'
+import type { Transport } from './transports/transport.js'
+
+export type ConnectionState = 'negotiated' | 'handshaking' | 'connected' | 'closed'
+
+/** What the mapped hub provides to its connections. */
+export interface ConnectionHost {
+  readonly options: ResolvedHubOptions
+  readonly protocols: ReadonlyMap<string, HubProtocol>
+  readonly log: FastifyBaseLogger
+  /** After a successful handshake. */
+  onEstablished (connection: Connection): void
+  onMessages (connection: Connection, messages: HubMessage[]): void
+  /**
+   * Once, when the connection is gone. `error` is undefined for a clean close;
+   * `established` says whether the handshake had succeeded (only then did the hub see it).
+   */
+  onClosed (connection: Connection, error: Error | undefined, established: boolean): void
+}
+
+export interface CloseOptions {
+  /** The reason, logged and passed to onDisconnected; its text goes to the client only with detailed errors. */
+  error?: Error
+  allowReconnect?: boolean
+  /** The client asked to close: answer with a plain Close whatever `error` says. */
+  clientInitiated?: boolean
+}
+
+interface PendingResult {
+  resolve: (value: unknown) => void
+  reject: (error: Error) => void
+  timer: NodeJS.Timeout
+  method: string
+}
+
+/** 16 random bytes as base64url: 22 URL-safe characters (signalr-wire.md §1.3). */
+export function newConnectionId (): string {
+  return randomBytes(16).toString('base64url')
+}
+
+const EMPTY = Buffer.alloc(0)
+let resultCounter = 0
+
+export class Connection implements LifetimeConnection {
+  readonly connectionId: string
+  /** Secret: authorizes the transport requests. Equals connectionId for negotiate v0. */
+  readonly token: string
+  readonly host: ConnectionHost
+  readonly negotiateVersion: number
+  readonly items = new Map<string, unknown>()
+  readonly createdAt = Date.now()
+  state: ConnectionState = 'negotiated'
+  userId: string | undefined
+  request: FastifyRequest | undefined
+  transport: Transport | undefined
+  protocol: HubProtocol | undefined
+  log: FastifyBaseLogger
+  /** Negotiated with useStatefulReconnect (WebSockets only; see stateful reconnect). */
+  statefulReconnect = false
+  /** Set when a transport request has claimed the connection, before it is attached. */
+  claimed = false
+  /** True while the dispatcher runs a message: the client timeout clock is paused (as in .NET). */
+  busy = false
+
+  private readonly abortController = new AbortController()
+  private inbound: Buffer = EMPTY
+  private binary = false
+  private handshakeStartedAt = 0
+  private lastReceivedAt = 0
+  private lastSentAt = 0
+  private clientTimeoutArmed = false
+  private stalledSince: number | undefined
+  private readonly pendingResults = new Map<string, PendingResult>()
+
+  constructor (host: ConnectionHost, init: { connectionId: string, token: string, negotiateVersion: number }) {
+    this.host = host
+    this.connectionId = init.connectionId
+    this.token = init.token
+    this.negotiateVersion = init.negotiateVersion
+    this.log = host.log
+  }
+
+  /** Aborted when the connection ends, for whatever reason. */
+  get signal (): AbortSignal {
+    return this.abortController.signal
+  }
+
+  get isBinary (): boolean {
+    return this.binary
+  }
+
+  /** Binds the first transport request; the handshake clock starts now. */
+  attach (transport: Transport, request: FastifyRequest): void {
+    this.transport = transport
+    this.request = request
+    this.log = request.log.child({ signalrConnectionId: this.connectionId })
+    this.state = 'handshaking'
+    this.handshakeStartedAt = this.lastReceivedAt = this.lastSentAt = Date.now()
+  }
+
+  /** Bytes from the client, in any slicing: records are reassembled across reads. */
+  receive (data: Buffer): void {
+    if (this.state === 'closed' || data.length === 0) return
+    this.lastReceivedAt = Date.now()
+    this.inbound = this.inbound.length === 0 ? data : Buffer.concat([this.inbound, data])
+    if (this.state === 'handshaking' && !this.handshake()) return
+    if (this.state !== 'connected' || this.inbound.length === 0) return
+    const protocol = this.protocol as HubProtocol
+    let messages: HubMessage[]
+    try {
+      const result = protocol.parse(this.inbound, this.host.options.maximumReceiveMessageSize)
+      messages = result.messages
+      this.inbound = result.consumed === this.inbound.length ? EMPTY : this.inbound.subarray(result.consumed)
+    } catch (err) {
+      this.log.warn({ err }, 'signalr: closing a connection that sent an invalid message')
+      this.inbound = EMPTY
+      this.close({ error: err as Error, allowReconnect: false })
+      return
+    }
+    if (messages.length === 0) return
+    for (const m of messages) {
+      if (m.type === MessageType.Ping) this.clientTimeoutArmed = true
+    }
+    this.host.onMessages(this, messages)
+  }
+
+  /** Returns true when the handshake is done and the connection may parse hub messages. */
+  private handshake (): boolean {
+    let parsed
+    try {
+      parsed = parseHandshakeRequest(this.inbound, this.host.options.maximumReceiveMessageSize)
+    } catch (err) {
+      this.rejectHandshake((err as Error).message)
+      return false
+    }
+    if (parsed.request === undefined) return false
+    this.inbound = this.inbound.subarray(parsed.consumed)
+    const { protocol: name, version } = parsed.request
+    const protocol = this.host.protocols.get(name.toLowerCase())
+    if (protocol === undefined) {
+      this.rejectHandshake(`The protocol '${name}' is not supported.`)
+      return false
+    }
+    if (version > protocol.version) {
+      this.rejectHandshake(`The server does not support version ${version} of the '${name}' protocol.`)
+      return false
+    }
+    if (protocol.transferFormat === 'Binary' && this.transport?.kind === 'ServerSentEvents') {
+      this.rejectHandshake(`Cannot use the '${name}' protocol on the current transport. The transport does not support 'Binary' transfer format.`)
+      return false
+    }
+    this.protocol = protocol
+    this.binary = protocol.transferFormat === 'Binary'
+    this.state = 'connected'
+    // The .NET server sets the transfer format before it answers, so a MessagePack
+    // connection gets its `{}` in a binary frame
+    this.sendFrame(writeHandshakeResponse())
+    this.host.onEstablished(this)
+    return true
+  }
+
+  private rejectHandshake (reason: string): void {
+    this.log.warn({ reason }, 'signalr: handshake rejected')
+    this.sendFrame(writeHandshakeResponse(reason))
+    this.close({ error: new HandshakeError(reason) })
+  }
+
+  /** LifetimeConnection: queue an already-serialised message. */
+  write (message: SerializedMessage): boolean {
+    if (this.state !== 'connected') return false
+    let bytes: Buffer
+    try {
+      bytes = message.bytesFor(this.protocol as HubProtocol)
+    } catch (err) {
+      this.log.error({ err }, 'signalr: a message could not be serialised and was not sent')
+      return false
+    }
+    this.sendFrame(bytes)
+    return true
+  }
+
+  /** Serialises and queues one message; throws what the protocol writer throws. */
+  send (message: HubMessage): boolean {
+    if (this.state !== 'connected') return false
+    this.sendFrame((this.protocol as HubProtocol).write(message))
+    return true
+  }
+
+  private sendFrame (bytes: Buffer): void {
+    this.lastSentAt = Date.now()
+    this.transport?.send(bytes, this.binary)
+  }
+
+  /** LifetimeConnection: a client result. */
+  async invokeClient (message: Omit<InvocationMessage, 'invocationId' | 'type'>, timeoutMs: number): Promise<unknown> {
+    if (this.state !== 'connected') throw new ClientResultError(`Connection '${this.connectionId}' disconnected.`)
+    // 's' keeps server ids apart from the client's own numeric invocation and stream ids
+    const invocationId = `s${++resultCounter}`
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pendingResults.delete(invocationId)) reject(new ClientResultTimeoutError(message.target, timeoutMs))
+      }, timeoutMs)
+      this.pendingResults.set(invocationId, { resolve, reject, timer, method: message.target })
+      try {
+        this.send({ type: MessageType.Invocation, invocationId, target: message.target, arguments: message.arguments })
+      } catch (err) {
+        clearTimeout(timer)
+        this.pendingResults.delete(invocationId)
+        reject(err as Error)
+      }
+    })
+  }
+
+  /** Routes a client's Completion to a pending client result; false if none was waiting. */
+  completeClientResult (completion: CompletionMessage): boolean {
+    const pending = this.pendingResults.get(completion.invocationId)
+    if (pending === undefined) return false
+    this.pendingResults.delete(completion.invocationId)
+    clearTimeout(pending.timer)
+    if (completion.error !== undefined) pending.reject(new ClientResultError(completion.error))
+    else pending.resolve(completion.result ?? null)
+    return true
+  }
+
+  /**
+   * Ends the connection from the server side: a Close message first (when the handshake
+   * is done), then the transport, then the cleanup.
+   */
+  close (options: CloseOptions = {}): void {
+    if (this.state === 'closed') return
+    if (this.state === 'connected') {
+      const error = options.error === undefined || options.clientInitiated === true ? undefined : closeErrorText(options.error, this.host.options.enableDetailedErrors)
+      try {
+        this.send({ type: MessageType.Close, error, allowReconnect: options.allowReconnect === true })
+      } catch (err) {
+        this.log.debug({ err }, 'signalr: the Close message could not be written')
+      }
+    }
+    this.transport?.close()
+    this.finish(options.error)
+  }
+
+  /** The transport is gone (the client left, or the socket failed): clean up, nothing to send. */
+  transportClosed (error?: Error): void {
+    if (this.state === 'closed') return
+    this.finish(error)
+  }
+
+  private finish (error: Error | undefined): void {
+    const wasEstablished = this.state === 'connected'
+    this.state = 'closed'
+    this.inbound = EMPTY
+    for (const [id, pending] of this.pendingResults) {
+      clearTimeout(pending.timer)
+      pending.reject(new ClientResultError(`Connection '${this.connectionId}' disconnected.`))
+      this.pendingResults.delete(id)
+    }
+    this.abortController.abort(error ?? new ConnectionClosedError('The connection was closed.'))
+    this.host.onClosed(this, error, wasEstablished)
+  }
+
+  /** Called by the shared heartbeat. */
+  tick (now: number): void {
+    const o = this.host.options
+    switch (this.state) {
+      case 'negotiated':
+        // Negotiated but never connected: ASP.NET Core drops it after DisconnectTimeout
+        if (now - this.createdAt > o.disconnectTimeout) this.finish(undefined)
+        return
+      case 'handshaking':
+        this.transport?.tick?.(now)
+        if (this.state !== 'handshaking') return
+        if (now - this.handshakeStartedAt > o.handshakeTimeout) this.rejectHandshake('Handshake was canceled.')
+        return
+      case 'connected': {
+        const transport = this.transport as Transport
+        transport.tick?.(now)
+        if (this.state !== 'connected') return
+        if (!transport.inherentKeepAlive) {
+          if (now - this.lastSentAt >= o.keepAliveInterval) {
+            this.sendFrame((this.protocol as HubProtocol).write({ type: MessageType.Ping }))
+          }
+          // Armed only once the client has pinged, and paused while a message is dispatched
+          if (this.clientTimeoutArmed && !this.busy && now - this.lastReceivedAt > o.clientTimeoutInterval) {
+            this.log.info('signalr: closing a connection whose client timed out')
+            this.close({ error: new ClientTimeoutError(), allowReconnect: true })
+            return
+          }
+        }
+        if (transport.bufferedBytes() > o.transportMaxBufferSize) {
+          this.stalledSince ??= now
+          if (now - this.stalledSince > o.transportSendTimeout) {
+            this.log.warn({ buffered: transport.bufferedBytes() }, 'signalr: closing a connection whose client stopped reading')
+            this.close({ error: new SendTimeoutError(o.transportSendTimeout), allowReconnect: true })
+          }
+        } else {
+          this.stalledSince = undefined
+        }
+      }
+    }
+  }
+
+  /** Called when a message arrives, so a long dispatch does not count as client silence. */
+  touch (): void {
+    this.lastReceivedAt = Date.now()
+  }
+}
+
+/** The Close error text: ASP.NET Core's fixed sentence, with the cause only when detailed errors are on. */
+export function closeErrorText (error: Error, detailed: boolean): string {
+  const base = 'Connection closed with an error.'
+  return detailed ? `${base} ${(error as { code?: string }).code ?? error.name}: ${error.message}` : base
+}

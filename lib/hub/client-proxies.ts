@@ -1,0 +1,108 @@
+// The `clients` targets of DESIGN.md. Each proxy turns send(method, ...args) into one
+// lifetime-manager call, so the same code fans out in memory or across a backplane.
+import type { HubLifetimeManager, SendTarget } from '../lifetime/hub-lifetime-manager.js'
+import { checkName, checkNames } from '../names.js'
+import { MessageType } from '../protocol/messages.js'
+import type { ClientProxy, HubCallerClients, HubClients, SingleClientProxy } from '../../types/index.js'
+
+class TargetProxy implements ClientProxy {
+  constructor (protected readonly lifetime: HubLifetimeManager, private readonly target: SendTarget) {}
+
+  async send (method: string, ...args: unknown[]): Promise<void> {
+    checkName('method name', method)
+    await this.lifetime.send(this.target, { type: MessageType.Invocation, target: method, arguments: args })
+  }
+}
+
+class ConnectionProxy extends TargetProxy implements SingleClientProxy {
+  constructor (
+    lifetime: HubLifetimeManager,
+    private readonly connectionId: string,
+    private readonly timeoutMs: number,
+    private readonly beforeInvoke: (() => void) | undefined
+  ) {
+    super(lifetime, { kind: 'connections', ids: [connectionId] })
+  }
+
+  async invoke<T = unknown> (method: string, ...args: unknown[]): Promise<T> {
+    checkName('method name', method)
+    this.beforeInvoke?.()
+    return await this.lifetime.invokeConnection(this.connectionId, method, args, this.timeoutMs) as T
+  }
+}
+
+/** Targets for code without a caller (app.signalr.hub(path).clients). */
+export class Clients implements HubClients {
+  readonly all: ClientProxy
+
+  constructor (
+    protected readonly lifetime: HubLifetimeManager,
+    protected readonly clientResultTimeout: number,
+    protected readonly beforeInvoke?: () => void
+  ) {
+    this.all = new TargetProxy(lifetime, { kind: 'all' })
+  }
+
+  client (connectionId: string): SingleClientProxy {
+    return new ConnectionProxy(this.lifetime, checkName('connection id', connectionId), this.clientResultTimeout, this.beforeInvoke)
+  }
+
+  clients (connectionIds: readonly string[]): ClientProxy {
+    return new TargetProxy(this.lifetime, { kind: 'connections', ids: checkNames('connection id', connectionIds) })
+  }
+
+  allExcept (excludedConnectionIds: readonly string[]): ClientProxy {
+    return new TargetProxy(this.lifetime, { kind: 'all', exclude: checkNames('connection id', excludedConnectionIds) })
+  }
+
+  group (groupName: string): ClientProxy {
+    return new TargetProxy(this.lifetime, { kind: 'groups', names: [checkName('group name', groupName)] })
+  }
+
+  groups (groupNames: readonly string[]): ClientProxy {
+    return new TargetProxy(this.lifetime, { kind: 'groups', names: checkNames('group name', groupNames) })
+  }
+
+  groupExcept (groupName: string, excludedConnectionIds: readonly string[]): ClientProxy {
+    return new TargetProxy(this.lifetime, {
+      kind: 'groups', names: [checkName('group name', groupName)], exclude: checkNames('connection id', excludedConnectionIds)
+    })
+  }
+
+  user (userId: string): ClientProxy {
+    return new TargetProxy(this.lifetime, { kind: 'users', ids: [checkName('user id', userId)] })
+  }
+
+  users (userIds: readonly string[]): ClientProxy {
+    return new TargetProxy(this.lifetime, { kind: 'users', ids: checkNames('user id', userIds) })
+  }
+}
+
+/** Targets relative to the calling connection (ctx.clients). */
+export class CallerClients extends Clients implements HubCallerClients {
+  private callerProxy: SingleClientProxy | undefined
+  private othersProxy: ClientProxy | undefined
+
+  constructor (
+    lifetime: HubLifetimeManager,
+    clientResultTimeout: number,
+    private readonly connectionId: string,
+    beforeInvoke: () => void
+  ) {
+    super(lifetime, clientResultTimeout, beforeInvoke)
+  }
+
+  get caller (): SingleClientProxy {
+    this.callerProxy ??= new ConnectionProxy(this.lifetime, this.connectionId, this.clientResultTimeout, this.beforeInvoke)
+    return this.callerProxy
+  }
+
+  get others (): ClientProxy {
+    this.othersProxy ??= new TargetProxy(this.lifetime, { kind: 'all', exclude: [this.connectionId] })
+    return this.othersProxy
+  }
+
+  othersInGroup (groupName: string): ClientProxy {
+    return new TargetProxy(this.lifetime, { kind: 'groups', names: [checkName('group name', groupName)], exclude: [this.connectionId] })
+  }
+}

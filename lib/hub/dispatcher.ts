@@ -1,0 +1,331 @@
+// Turns a connection's parsed messages into hub method calls, in order, and their results
+// into Completions. It owns per-connection dispatch state: the parallel-invocation slots,
+// running server-to-client streams, open upload streams.
+import type { Connection } from '../connection.js'
+import { HubError } from '../errors.js'
+import {
+  MessageType, type CompletionMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage
+} from '../protocol/messages.js'
+import type { CompiledHub, CompiledMethod } from './define-hub.js'
+import { Context, type ContextHost } from './invocation-context.js'
+import { UploadStream } from './upload-stream.js'
+
+interface DispatchState {
+  readonly queue: HubMessage[]
+  /** onConnected has finished: messages may run. */
+  ready: boolean
+  pumping: boolean
+  active: number
+  readonly streams: Map<string, AbortController>
+  readonly uploads: Map<string, UploadStream>
+}
+
+const ABORTED = Symbol('aborted')
+
+export class Dispatcher {
+  private readonly states = new WeakMap<Connection, DispatchState>()
+
+  constructor (private readonly hub: CompiledHub, private readonly host: ContextHost) {}
+
+  /** The handshake is done: messages are queued from now on, and run once connected() is done. */
+  prepare (connection: Connection): void {
+    this.states.set(connection, { queue: [], ready: false, pumping: false, active: 0, streams: new Map(), uploads: new Map() })
+  }
+
+  /** The connection is in the lifetime manager: runs onConnected, then lets queued messages through. */
+  async connected (connection: Connection): Promise<void> {
+    const state = this.states.get(connection)
+    if (state === undefined || connection.state !== 'connected') return
+    const onConnected = this.hub.definition.onConnected
+    if (onConnected !== undefined) {
+      const ctx = new Context(this.host, connection, undefined, connection.signal)
+      ctx.forbidClientResults = true
+      try {
+        await onConnected(ctx)
+      } catch (err) {
+        connection.log.error({ err }, 'signalr: onConnected threw; closing the connection')
+        connection.close({ error: err as Error, allowReconnect: false })
+        return
+      }
+    }
+    state.ready = true
+    this.pump(connection, state)
+  }
+
+  enqueue (connection: Connection, messages: HubMessage[]): void {
+    const state = this.states.get(connection)
+    if (state === undefined) return
+    for (const m of messages) state.queue.push(m)
+    this.pump(connection, state)
+  }
+
+  /** Cancels what the connection still runs and runs onDisconnected. */
+  async disconnected (connection: Connection, error: Error | undefined): Promise<void> {
+    const state = this.states.get(connection)
+    if (state !== undefined) {
+      state.queue.length = 0
+      for (const c of state.streams.values()) c.abort()
+      for (const u of state.uploads.values()) u.complete(new HubError('The connection was closed.'))
+    }
+    const onDisconnected = this.hub.definition.onDisconnected
+    if (onDisconnected === undefined || state === undefined) return
+    try {
+      await onDisconnected(new Context(this.host, connection, undefined, connection.signal), error)
+    } catch (err) {
+      connection.log.error({ err }, 'signalr: onDisconnected threw')
+    }
+  }
+
+  private pump (connection: Connection, state: DispatchState): void {
+    if (state.pumping || !state.ready) return
+    state.pumping = true
+    try {
+      const max = connection.host.options.maximumParallelInvocationsPerClient
+      while (state.queue.length > 0 && connection.state === 'connected') {
+        const m = state.queue[0]
+        // Like ASP.NET Core, a call waiting for a slot holds back everything behind it
+        if (m.type === MessageType.Invocation && state.active >= max && this.takesSlot(m)) return
+        if (m.type === MessageType.StreamItem) {
+          const upload = state.uploads.get(m.invocationId)
+          if (upload?.full === true) {
+            upload.onSpace = () => this.pump(connection, state)
+            return
+          }
+        }
+        state.queue.shift()
+        this.handle(connection, state, m)
+      }
+    } finally {
+      state.pumping = false
+    }
+  }
+
+  private takesSlot (m: InvocationMessage): boolean {
+    const method = this.hub.methods.get(m.target.toLowerCase())
+    // Streaming methods, either direction, do not count (ASP.NET Core's rule)
+    return method !== undefined && !method.streaming && method.uploads.length === 0
+  }
+
+  private handle (connection: Connection, state: DispatchState, m: HubMessage): void {
+    switch (m.type) {
+      case MessageType.Invocation:
+        void this.invoke(connection, state, m)
+        return
+      case MessageType.StreamInvocation:
+        void this.stream(connection, state, m)
+        return
+      case MessageType.StreamItem: {
+        const upload = state.uploads.get(m.invocationId)
+        if (upload === undefined) connection.log.debug({ streamId: m.invocationId }, 'signalr: StreamItem for an unknown stream ignored')
+        else upload.push(m.item)
+        return
+      }
+      case MessageType.Completion:
+        this.completion(connection, state, m)
+        return
+      case MessageType.CancelInvocation:
+        state.streams.get(m.invocationId)?.abort()
+        return
+      case MessageType.Close:
+        connection.log.debug({ error: m.error }, 'signalr: the client closed the connection')
+        connection.close({ error: m.error === undefined ? undefined : new HubError(m.error), clientInitiated: true })
+    }
+    // Ping needs nothing here: the connection already counted it as life.
+    // Ack and Sequence belong to stateful reconnect, handled by the connection.
+  }
+
+  private completion (connection: Connection, state: DispatchState, m: CompletionMessage): void {
+    const upload = state.uploads.get(m.invocationId)
+    if (upload !== undefined) {
+      state.uploads.delete(m.invocationId)
+      upload.complete(m.error === undefined ? undefined : new HubError(m.error))
+      return
+    }
+    if (!connection.completeClientResult(m)) {
+      connection.log.warn({ invocationId: m.invocationId }, 'signalr: Completion for an unknown invocation ignored')
+    }
+  }
+
+  /** Looks up and checks a call; returns the method and arguments, or the error text for the caller. */
+  private bind (connection: Connection, m: InvocationMessage | StreamInvocationMessage, streaming: boolean):
+  { method: CompiledMethod, uploads: UploadStream[] } | { error: string } {
+    const method = this.hub.methods.get(m.target.toLowerCase())
+    if (method === undefined) {
+      connection.log.info({ method: m.target }, 'signalr: unknown hub method')
+      return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Method does not exist.` }
+    }
+    if (method.streaming !== streaming) {
+      return {
+        error: streaming
+          ? `The client attempted to invoke the non-streaming '${m.target}' method with a streaming invocation.`
+          : `The client attempted to invoke the streaming '${m.target}' method with a non-streaming invocation.`
+      }
+    }
+    if (m.arguments.length !== method.args.length) {
+      return { error: `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: Invocation provides ${m.arguments.length} argument(s) but target expects ${method.args.length}.` }
+    }
+    const streamIds = m.streamIds ?? []
+    if (streamIds.length !== method.uploads.length) {
+      return { error: `An unexpected error occurred invoking '${m.target}' on the server. HubException: Client sent ${streamIds.length} stream(s), Hub method expects ${method.uploads.length}.` }
+    }
+    for (let i = 0; i < method.args.length; i++) {
+      const validator = method.args[i]
+      if (!validator.Check(m.arguments[i])) {
+        const e = validator.Errors(m.arguments[i])[0]
+        const where = e === undefined || e.instancePath === '' ? '' : `${e.instancePath} `
+        connection.log.info({ method: m.target, argument: i }, 'signalr: invalid hub method argument')
+        return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Argument ${i} is invalid: ${where}${e?.message ?? 'does not match its schema'}.` }
+      }
+    }
+    const capacity = connection.host.options.streamBufferCapacity
+    const uploads = streamIds.map((id, i) => new UploadStream(capacity, method.uploads[i], `upload stream ${i} of '${method.name}'`))
+    return { method, uploads }
+  }
+
+  private errorText (m: { target: string }, err: unknown, prefix: string): string {
+    if (err instanceof HubError) return `${prefix} HubException: ${err.message}`
+    if (connectionDetailed(this.host)) {
+      const e = err as Error
+      return `${prefix} ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`
+    }
+    return prefix
+  }
+
+  private async invoke (connection: Connection, state: DispatchState, m: InvocationMessage): Promise<void> {
+    const id = m.invocationId
+    const bound = this.bind(connection, m, false)
+    if ('error' in bound) {
+      if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: bound.error })
+      return
+    }
+    const { method, uploads } = bound
+    const slot = uploads.length === 0
+    const ctx = new Context(this.host, connection, method.name, connection.signal)
+    if (slot) {
+      state.active++
+      ctx.releaseSlot = () => {
+        state.active--
+        this.pump(connection, state)
+      }
+    }
+    const streamIds = m.streamIds ?? []
+    for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
+    connection.busy = true
+    try {
+      if (method.authorize !== undefined && !await this.authorized(ctx, method, m.arguments)) {
+        if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Failed to invoke '${m.target}' because user is unauthorized` })
+        return
+      }
+      const result = await method.handler(ctx, ...m.arguments, ...uploads)
+      if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, result, hasResult: true })
+    } catch (err) {
+      connection.log.error({ err, method: m.target }, 'signalr: hub method threw')
+      if (id !== undefined) {
+        this.sendCompletion(connection, {
+          type: MessageType.Completion, invocationId: id, error: this.errorText(m, err, `An unexpected error occurred invoking '${m.target}' on the server.`)
+        })
+      }
+    } finally {
+      connection.busy = false
+      connection.touch()
+      for (let i = 0; i < uploads.length; i++) {
+        state.uploads.delete(streamIds[i])
+        uploads[i].complete()
+      }
+      const release = ctx.releaseSlot
+      ctx.releaseSlot = undefined
+      release?.()
+    }
+  }
+
+  private async authorized (ctx: Context, method: CompiledMethod, args: unknown[]): Promise<boolean> {
+    try {
+      return await (method.authorize as NonNullable<CompiledMethod['authorize']>)(ctx, args) === true
+    } catch (err) {
+      ctx.request.log.warn({ err, method: method.name }, 'signalr: method authorization threw; the call is refused')
+      return false
+    }
+  }
+
+  private async stream (connection: Connection, state: DispatchState, m: StreamInvocationMessage): Promise<void> {
+    const id = m.invocationId
+    if (state.streams.has(id)) {
+      this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Invocation ID '${id}' is already in use.` })
+      return
+    }
+    const bound = this.bind(connection, m, true)
+    if ('error' in bound) {
+      this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: bound.error })
+      return
+    }
+    const { method, uploads } = bound
+    const cancel = new AbortController()
+    state.streams.set(id, cancel)
+    const signal = AbortSignal.any([connection.signal, cancel.signal])
+    const ctx = new Context(this.host, connection, method.name, signal)
+    const streamIds = m.streamIds ?? []
+    for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
+    let iterator: AsyncIterator<unknown> | undefined
+    let error: string | undefined
+    try {
+      if (method.authorize !== undefined && !await this.authorized(ctx, method, m.arguments)) {
+        error = `Failed to invoke '${m.target}' because user is unauthorized`
+        return
+      }
+      const iterable = await method.handler(ctx, ...m.arguments, ...uploads)
+      if (!isAsyncIterable(iterable)) {
+        error = `The value returned by the streaming method '${m.target}' is not a ChannelReader<> or IAsyncEnumerable<>.`
+        return
+      }
+      iterator = iterable[Symbol.asyncIterator]()
+      const aborted = new Promise<typeof ABORTED>((resolve) => {
+        if (signal.aborted) resolve(ABORTED)
+        else signal.addEventListener('abort', () => resolve(ABORTED), { once: true })
+      })
+      while (true) {
+        const next = await Promise.race([iterator.next(), aborted])
+        if (next === ABORTED || next.done === true) break
+        connection.send({ type: MessageType.StreamItem, invocationId: id, item: next.value })
+      }
+    } catch (err) {
+      // A cancelled stream ends quietly even if the generator threw on the abort
+      if (!signal.aborted) {
+        connection.log.error({ err, method: m.target }, 'signalr: streaming hub method threw')
+        error = this.errorText(m, err, 'An error occurred on the server while streaming results.')
+      }
+    } finally {
+      state.streams.delete(id)
+      for (let i = 0; i < uploads.length; i++) {
+        state.uploads.delete(streamIds[i])
+        uploads[i].complete()
+      }
+      // Completion first: a generator blocked on something that ignores the signal must
+      // not hold the client's stream open
+      this.sendCompletion(connection, error === undefined
+        ? { type: MessageType.Completion, invocationId: id, hasResult: false }
+        : { type: MessageType.Completion, invocationId: id, error })
+      if (iterator?.return !== undefined) {
+        // return() runs the generator's finally blocks
+        iterator.return().catch((err: unknown) => connection.log.debug({ err }, 'signalr: stream cleanup threw'))
+      }
+    }
+  }
+
+  private sendCompletion (connection: Connection, completion: CompletionMessage): void {
+    try {
+      connection.send(completion)
+    } catch (err) {
+      // The result could not be serialised (a BigInt, a cycle): the caller still gets an answer
+      connection.log.error({ err, invocationId: completion.invocationId }, 'signalr: a result could not be serialised')
+      connection.send({ type: MessageType.Completion, invocationId: completion.invocationId, error: 'The server could not serialize the result.' })
+    }
+  }
+}
+
+function connectionDetailed (host: ContextHost): boolean {
+  return host.enableDetailedErrors
+}
+
+function isAsyncIterable (value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as Record<symbol, unknown>)[Symbol.asyncIterator] === 'function'
+}

@@ -1,0 +1,52 @@
+// The hub context for code outside hub methods (app.signalr.hub(path)) and ctx.hub: sends,
+// group changes and presence queries, all through the lifetime manager.
+import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
+import { checkName } from '../names.js'
+import type { GroupManager, HubContext } from '../../types/index.js'
+import { Clients } from './client-proxies.js'
+
+export class Groups implements GroupManager {
+  constructor (private readonly lifetime: HubLifetimeManager) {}
+
+  async add (connectionId: string, groupName: string): Promise<void> {
+    await this.lifetime.addToGroup(checkName('connection id', connectionId), checkName('group name', groupName))
+  }
+
+  async remove (connectionId: string, groupName: string): Promise<void> {
+    await this.lifetime.removeFromGroup(checkName('connection id', connectionId), checkName('group name', groupName))
+  }
+}
+
+export class MappedHubContext implements HubContext {
+  readonly clients: Clients
+  readonly groups: Groups
+
+  constructor (readonly path: string, private readonly lifetime: HubLifetimeManager, clientResultTimeout: number) {
+    this.clients = new Clients(lifetime, clientResultTimeout)
+    this.groups = new Groups(lifetime)
+  }
+
+  async groupMembers (groupName: string): Promise<string[]> {
+    return await this.lifetime.groupMembers(checkName('group name', groupName))
+  }
+
+  async groupsOf (connectionId: string): Promise<string[]> {
+    return await this.lifetime.groupsOf(checkName('connection id', connectionId))
+  }
+
+  async userConnections (userId: string): Promise<string[]> {
+    return await this.lifetime.userConnections(checkName('user id', userId))
+  }
+
+  async isUserOnline (userId: string): Promise<boolean> {
+    return (await this.userConnections(userId)).length > 0
+  }
+
+  async connections (): Promise<string[]> {
+    return await this.lifetime.connections()
+  }
+
+  async connectionCount (): Promise<number> {
+    return await this.lifetime.connectionCount()
+  }
+}

@@ -1,0 +1,57 @@
+// ctx: one per invocation (and one each for onConnected/onDisconnected). Kept small and
+// lazy because the echo hot path creates one per call.
+import type { FastifyRequest } from 'fastify'
+import type { Connection } from '../connection.js'
+import { ClientResultError } from '../errors.js'
+import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
+import type { HubCallerClients, HubContext, InvocationContext } from '../../types/index.js'
+import { CallerClients } from './client-proxies.js'
+import type { Groups } from './hub-context.js'
+
+export interface ContextHost {
+  readonly lifetime: HubLifetimeManager
+  readonly hubContext: HubContext & { groups: Groups }
+  readonly clientResultTimeout: number
+  readonly enableDetailedErrors: boolean
+}
+
+export class Context implements InvocationContext {
+  private callerClients: CallerClients | undefined
+  /**
+   * Set by the dispatcher while this invocation holds one of the connection's
+   * maximumParallelInvocationsPerClient slots; a client result gives the slot up.
+   */
+  releaseSlot: (() => void) | undefined
+  /** onConnected may not wait for client results, as in ASP.NET Core. */
+  forbidClientResults = false
+
+  constructor (
+    private readonly host: ContextHost,
+    private readonly connection: Connection,
+    readonly method: string | undefined,
+    readonly signal: AbortSignal
+  ) {}
+
+  get connectionId (): string { return this.connection.connectionId }
+  get userId (): string | undefined { return this.connection.userId }
+  get items (): Map<string, unknown> { return this.connection.items }
+  get request (): FastifyRequest { return this.connection.request as FastifyRequest }
+  get hub (): HubContext { return this.host.hubContext }
+  get groups (): Groups { return this.host.hubContext.groups }
+
+  get clients (): HubCallerClients {
+    this.callerClients ??= new CallerClients(this.host.lifetime, this.host.clientResultTimeout, this.connection.connectionId, () => {
+      if (this.forbidClientResults) throw new ClientResultError('Client results inside OnConnectedAsync Hub methods are not allowed.')
+      // Waiting for a client while holding the slot would block the very message that
+      // carries the answer when maximumParallelInvocationsPerClient is 1
+      const release = this.releaseSlot
+      this.releaseSlot = undefined
+      release?.()
+    })
+    return this.callerClients
+  }
+
+  abort (): void {
+    this.connection.close({ allowReconnect: false })
+  }
+}

@@ -1,0 +1,92 @@
+// A hub mapped at a path: its options, protocols, lifetime manager and dispatcher, and the
+// host its connections report to.
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Connection, ConnectionHost } from '../connection.js'
+import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
+import type { ResolvedHubOptions } from '../options.js'
+import type { HubProtocol } from '../protocol/hub-protocol.js'
+import type { HubMessage } from '../protocol/messages.js'
+import { protocolsByName } from '../protocol/index.js'
+import type { CompiledHub } from './define-hub.js'
+import { Dispatcher } from './dispatcher.js'
+import { MappedHubContext } from './hub-context.js'
+import type { ContextHost } from './invocation-context.js'
+
+export type UserIdResolver = (request: FastifyRequest) => string | undefined | null
+
+export interface MappedHubInit {
+  path: string
+  hub: CompiledHub
+  options: ResolvedHubOptions
+  lifetime: HubLifetimeManager
+  log: FastifyBaseLogger
+  userId: UserIdResolver | undefined
+  /** Removes the connection from the token table. */
+  forget: (connection: Connection) => void
+}
+
+export class MappedHub implements ConnectionHost, ContextHost {
+  readonly path: string
+  readonly options: ResolvedHubOptions
+  readonly protocols: ReadonlyMap<string, HubProtocol>
+  readonly lifetime: HubLifetimeManager
+  readonly log: FastifyBaseLogger
+  readonly hubContext: MappedHubContext
+  readonly dispatcher: Dispatcher
+  private readonly resolveUserId: UserIdResolver | undefined
+  private readonly forget: (connection: Connection) => void
+
+  constructor (init: MappedHubInit) {
+    this.path = init.path
+    this.options = init.options
+    this.protocols = protocolsByName(init.options.protocols)
+    this.lifetime = init.lifetime
+    this.log = init.log
+    this.resolveUserId = init.userId
+    this.forget = init.forget
+    this.hubContext = new MappedHubContext(init.path, init.lifetime, init.options.clientResultTimeout)
+    this.dispatcher = new Dispatcher(init.hub, this)
+  }
+
+  get clientResultTimeout (): number { return this.options.clientResultTimeout }
+  get enableDetailedErrors (): boolean { return this.options.enableDetailedErrors }
+
+  /** Whether any protocol this hub speaks can run over a text-only transport. */
+  get hasTextProtocol (): boolean {
+    for (const p of this.protocols.values()) if (p.transferFormat === 'Text') return true
+    return false
+  }
+
+  onEstablished (connection: Connection): void {
+    // Computed once, at handshake, as ASP.NET Core computes UserIdentifier
+    if (this.resolveUserId !== undefined && connection.request !== undefined) {
+      try {
+        const id = this.resolveUserId(connection.request)
+        connection.userId = typeof id === 'string' && id.length > 0 ? id : undefined
+      } catch (err) {
+        connection.log.error({ err }, 'signalr: the userId resolver threw; the connection has no user')
+      }
+    }
+    this.dispatcher.prepare(connection)
+    this.lifetime.onConnected(connection)
+      .then(async () => { await this.dispatcher.connected(connection) })
+      .catch((err: unknown) => {
+        connection.log.error({ err }, 'signalr: the lifetime manager refused the connection')
+        connection.close({ error: err as Error })
+      })
+  }
+
+  onMessages (connection: Connection, messages: HubMessage[]): void {
+    this.dispatcher.enqueue(connection, messages)
+  }
+
+  onClosed (connection: Connection, error: Error | undefined, established: boolean): void {
+    this.forget(connection)
+    if (!established) return
+    if (error !== undefined) connection.log.debug({ err: error }, 'signalr: connection closed with an error')
+    this.lifetime.onDisconnected(connection)
+      .catch((err: unknown) => { connection.log.error({ err }, 'signalr: the lifetime manager failed to remove a connection') })
+      .then(async () => { await this.dispatcher.disconnected(connection, error) })
+      .catch((err: unknown) => { connection.log.error({ err }, 'signalr: disconnect handling failed') })
+  }
+}

@@ -1,0 +1,42 @@
+// The seam for scale-out: every send and every group or user membership change goes through
+// a HubLifetimeManager (ASP.NET Core's abstraction of the same name). The in-memory one
+// serves one process; a backplane (Redis) implements the same contract across processes.
+import type { InvocationMessage } from '../protocol/messages.js'
+import type { SerializedMessage } from '../protocol/serialized-message.js'
+
+/** Who a send reaches. `exclude` lists connection ids that must not receive it. */
+export type SendTarget =
+  | { kind: 'all', exclude?: readonly string[] }
+  | { kind: 'connections', ids: readonly string[] }
+  | { kind: 'groups', names: readonly string[], exclude?: readonly string[] }
+  | { kind: 'users', ids: readonly string[] }
+
+/** The part of a connection a lifetime manager needs. */
+export interface LifetimeConnection {
+  readonly connectionId: string
+  readonly userId: string | undefined
+  /** Queues an already-serialised message; returns false when the connection is gone. */
+  write (message: SerializedMessage): boolean
+  /**
+   * Sends an Invocation carrying an invocationId and resolves with the client's Completion
+   * (a client result).
+   */
+  invokeClient (message: Omit<InvocationMessage, 'invocationId' | 'type'>, timeoutMs: number): Promise<unknown>
+}
+
+export interface HubLifetimeManager {
+  onConnected (connection: LifetimeConnection): Promise<void>
+  /** Removes the connection from every index (groups, user). */
+  onDisconnected (connection: LifetimeConnection): Promise<void>
+  send (target: SendTarget, message: InvocationMessage): Promise<void>
+  /** A client result from one connection; rejects if it does not exist or disconnects. */
+  invokeConnection (connectionId: string, method: string, args: unknown[], timeoutMs: number): Promise<unknown>
+  addToGroup (connectionId: string, groupName: string): Promise<void>
+  removeFromGroup (connectionId: string, groupName: string): Promise<void>
+  groupMembers (groupName: string): Promise<string[]>
+  groupsOf (connectionId: string): Promise<string[]>
+  userConnections (userId: string): Promise<string[]>
+  connections (): Promise<string[]>
+  connectionCount (): Promise<number>
+  close (): Promise<void>
+}

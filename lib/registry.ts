@@ -1,0 +1,120 @@
+// The decorated registry (app.signalr): hubs by path, connections by token, the shared
+// heartbeat that drives every connection's timers, and shutdown.
+import type { FastifyBaseLogger } from 'fastify'
+import { Connection, newConnectionId } from './connection.js'
+import { UnknownHubError } from './errors.js'
+import type { MappedHub } from './hub/mapped-hub.js'
+import { LongPollingTransport } from './transports/long-polling.js'
+import { checkName } from './names.js'
+import type { HubContext, SignalRRegistry } from '../types/index.js'
+
+export class Registry implements SignalRRegistry {
+  private readonly hubs = new Map<string, MappedHub>()
+  private readonly byToken = new Map<string, Connection>()
+  /**
+   * Long Polling connections that ended, kept for a disconnectTimeout so that the next
+   * poll gets the last queued messages and then 204 instead of a 404.
+   */
+  private readonly retired = new Map<string, { transport: LongPollingTransport, until: number }>()
+  private heartbeat: NodeJS.Timeout | undefined
+  private tickMs = 1000
+  closing = false
+
+  constructor (readonly log: FastifyBaseLogger) {}
+
+  get paths (): readonly string[] {
+    return [...this.hubs.keys()]
+  }
+
+  hasHub (path: string): boolean {
+    return this.hubs.has(normalizePath(path))
+  }
+
+  addHub (hub: MappedHub): void {
+    this.hubs.set(normalizePath(hub.path), hub)
+    // One timer for every connection, ticking fast enough for the tightest timeout; the
+    // .NET server's heartbeat ticks once a second for the same checks
+    const o = hub.options
+    const tightest = Math.min(o.keepAliveInterval, o.clientTimeoutInterval, o.handshakeTimeout, o.disconnectTimeout, o.transportSendTimeout, o.longPollTimeout)
+    this.tickMs = Math.max(5, Math.min(this.tickMs, Math.floor(tightest / 4)))
+  }
+
+  hub (path: string): HubContext {
+    const hub = this.hubs.get(normalizePath(checkName('hub path', path)))
+    if (hub === undefined) throw new UnknownHubError(path)
+    return hub.hubContext
+  }
+
+  /** A new connection, known by its token until it closes. v0 clients use the id as token. */
+  createConnection (hub: MappedHub, negotiateVersion: number): Connection {
+    const connectionId = newConnectionId()
+    const token = negotiateVersion > 0 ? newConnectionId() : connectionId
+    const connection = new Connection(hub, { connectionId, token, negotiateVersion })
+    this.byToken.set(token, connection)
+    this.startHeartbeat()
+    return connection
+  }
+
+  connection (token: string): Connection | undefined {
+    return this.byToken.get(token)
+  }
+
+  forget (connection: Connection): void {
+    if (this.byToken.get(connection.token) !== connection) return
+    this.byToken.delete(connection.token)
+    if (connection.transport instanceof LongPollingTransport && !this.closing) {
+      this.retired.set(connection.token, { transport: connection.transport, until: Date.now() + connection.host.options.disconnectTimeout })
+    }
+    if (this.byToken.size === 0 && this.retired.size === 0) this.stopHeartbeat()
+  }
+
+  retiredLongPolling (token: string): LongPollingTransport | undefined {
+    return this.retired.get(token)?.transport
+  }
+
+  get connectionCount (): number {
+    return this.byToken.size
+  }
+
+  private startHeartbeat (): void {
+    if (this.heartbeat !== undefined) return
+    this.heartbeat = setInterval(() => {
+      const now = Date.now()
+      for (const [token, r] of this.retired) if (r.until < now) this.retired.delete(token)
+      if (this.byToken.size === 0 && this.retired.size === 0) this.stopHeartbeat()
+      for (const c of this.byToken.values()) {
+        try {
+          c.tick(now)
+        } catch (err) {
+          c.log.error({ err }, 'signalr: heartbeat check failed')
+        }
+      }
+    }, this.tickMs)
+    // The server's own handle keeps the process alive; the heartbeat must not
+    this.heartbeat.unref()
+  }
+
+  private stopHeartbeat (): void {
+    if (this.heartbeat === undefined) return
+    clearInterval(this.heartbeat)
+    this.heartbeat = undefined
+  }
+
+  /**
+   * app.close(): every connection gets a Close (allowing reconnect, so clients move to a
+   * healthy server) and its transport ends; new negotiations are refused from now on.
+   */
+  async closeAll (): Promise<void> {
+    this.closing = true
+    for (const c of [...this.byToken.values()]) c.close({ allowReconnect: true })
+    this.byToken.clear()
+    this.retired.clear()
+    this.stopHeartbeat()
+    await Promise.all([...this.hubs.values()].map(async (h) => { await h.lifetime.close() }))
+  }
+}
+
+/** Hub paths match with or without a trailing slash. */
+export function normalizePath (path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+}
