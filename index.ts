@@ -1,0 +1,75 @@
+// Fastify glue only: option validation, @fastify/websocket, the app.hub and app.signalr
+// decorators, and shutdown. Everything else lives in lib/.
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import websocket from '@fastify/websocket'
+import { DuplicateHubError } from './lib/errors.js'
+import { compileHub } from './lib/hub/define-hub.js'
+import { MappedHub } from './lib/hub/mapped-hub.js'
+import { MemoryHubLifetimeManager } from './lib/lifetime/memory.js'
+import { checkName } from './lib/names.js'
+import { resolveHubOptions, resolvePluginOptions, type PluginOptionsInput } from './lib/options.js'
+import { Registry } from './lib/registry.js'
+import { mapHubRoutes } from './lib/transports/routes.js'
+import type { HubDefinition, HubRouteOptions } from './types/index.js'
+
+export type FastifySignalROptions = PluginOptionsInput
+
+// Keys Fastify itself reads from register() options; they are not ours to validate
+const FASTIFY_REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastifySignalR (fastify, rawOptions) {
+  const ours: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(rawOptions ?? {})) if (!FASTIFY_REGISTER_KEYS.has(k)) ours[k] = v
+  const defaults = resolvePluginOptions(ours)
+  const registry = new Registry(fastify.log)
+
+  if (fastify.hasDecorator('websocketServer')) {
+    fastify.log.warn('fastify-signalr: @fastify/websocket was registered before it; its preClose closes sockets before SignalR can send them a Close message')
+  } else {
+    await fastify.register(websocket, {
+      options: { perMessageDeflate: false },
+      // Our Close messages must go out before the sockets are closed
+      preClose: async function () {
+        await registry.closeAll()
+        const server = fastify.websocketServer
+        for (const client of server.clients) client.terminate()
+        await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+      }
+    })
+  }
+
+  fastify.decorate('signalr', registry)
+  fastify.decorate('hub', function hub (this: FastifyInstance, path: string, definition: HubDefinition, routeOptions: HubRouteOptions = {}) {
+    checkName('hub path', path)
+    if (registry.hasHub(path)) throw new DuplicateHubError(path)
+    const { onRequest, preParsing, preValidation, preHandler, onResponse, onError, userId, ...hubOptions } = routeOptions
+    const options = resolveHubOptions(defaults, hubOptions)
+    const mapped = new MappedHub({
+      path,
+      hub: compileHub(definition),
+      options,
+      lifetime: new MemoryHubLifetimeManager(),
+      log: this.log,
+      userId: userId ?? undefined,
+      forget: (connection) => { registry.forget(connection) }
+    })
+    registry.addHub(mapped)
+    mapHubRoutes(this, mapped, registry, { onRequest, preParsing, preValidation, preHandler, onResponse, onError })
+    return this
+  })
+
+  // Also covers an application that registered @fastify/websocket itself
+  fastify.addHook('preClose', async function () {
+    await registry.closeAll()
+  })
+}
+
+export const fastifySignalR = fp(plugin, { fastify: '5.x', name: 'fastify-signalr' })
+export default fastifySignalR
+
+export { defineHub } from './lib/hub/define-hub.js'
+export { HubError } from './lib/errors.js'
+export * as errors from './lib/errors.js'
+export type { HubLifetimeManager, SendTarget, LifetimeConnection } from './lib/lifetime/hub-lifetime-manager.js'
+export type * from './types/index.js'

@@ -1,0 +1,147 @@
+// The Long Polling transport (server to client): each GET takes every whole message queued
+// so far, or waits for one up to longPollTimeout. Between polls the connection is inactive,
+// and disconnectTimeout without a poll disposes it (signalr-wire.md §2.3).
+import type { FastifyReply } from 'fastify'
+import type { Connection } from '../connection.js'
+import { ConnectionClosedError } from '../errors.js'
+import type { Transport } from './transport.js'
+
+interface PendingPoll {
+  reply: FastifyReply
+  timer: NodeJS.Timeout
+}
+
+const NO_CACHE = {
+  'cache-control': 'no-cache, no-store',
+  pragma: 'no-cache',
+  expires: 'Thu, 01 Jan 1970 00:00:00 GMT'
+}
+
+export class LongPollingTransport implements Transport {
+  readonly kind = 'LongPolling' as const
+  readonly inherentKeepAlive = true
+  private queue: Buffer[] = []
+  private queued = 0
+  private pending: PendingPoll | undefined
+  private started = false
+  /** The server closed the connection or the client sent DELETE: polls now drain and end. */
+  private ended = false
+  private idleSince = Date.now()
+
+  constructor (private readonly connection: Connection) {}
+
+  /** A GET. Answers now or holds the reply; the route returns the reply either way. */
+  poll (reply: FastifyReply): void {
+    void reply.headers(NO_CACHE)
+    if (!this.started) {
+      // The first poll answers at once: every client waits for it before its handshake
+      this.started = true
+      this.idleSince = Date.now()
+      void reply.code(200).header('content-type', 'application/octet-stream').send(Buffer.alloc(0))
+      return
+    }
+    // A newer poll replaces the older one, which ends with 204 (ASP.NET Core's CancelPreviousPoll)
+    if (this.pending !== undefined) this.finishPending(204)
+    if (this.queued > 0) {
+      this.respond(reply, 200)
+      return
+    }
+    if (this.ended) {
+      void reply.code(204).send()
+      return
+    }
+    const timeout = this.connection.host.options.longPollTimeout
+    const pending: PendingPoll = {
+      reply,
+      timer: setTimeout(() => {
+        // A poll timeout is an empty 200: the client simply polls again
+        if (this.pending === pending) {
+          this.pending = undefined
+          this.idleSince = Date.now()
+          void reply.code(200).header('content-type', 'text/plain').send('')
+        }
+      }, timeout)
+    }
+    this.pending = pending
+    reply.raw.once('close', () => {
+      // The client gave up on this poll (abort): the connection goes inactive, no data lost
+      if (this.pending === pending) {
+        clearTimeout(pending.timer)
+        this.pending = undefined
+        this.idleSince = Date.now()
+      }
+    })
+  }
+
+  /** What a poll after the connection ended gets: the last data, then 204. */
+  drain (reply: FastifyReply): void {
+    void reply.headers(NO_CACHE)
+    if (this.queued > 0) this.respond(reply, 200)
+    else void reply.code(204).send()
+  }
+
+  get hasQueuedData (): boolean {
+    return this.queued > 0
+  }
+
+  send (frame: Buffer): void {
+    if (this.ended) return
+    this.queue.push(frame)
+    this.queued += frame.length
+    if (this.pending !== undefined) {
+      const { reply, timer } = this.pending
+      clearTimeout(timer)
+      this.pending = undefined
+      // Answer on the next tick so that messages sent in the same turn share one response
+      setImmediate(() => { this.respond(reply, 200) })
+    }
+  }
+
+  private respond (reply: FastifyReply, status: number): void {
+    const body = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue, this.queued)
+    this.queue = []
+    this.queued = 0
+    this.idleSince = Date.now()
+    void reply.code(status).header('content-type', 'application/octet-stream').send(body)
+  }
+
+  private finishPending (status: number): void {
+    const pending = this.pending
+    if (pending === undefined) return
+    this.pending = undefined
+    clearTimeout(pending.timer)
+    this.idleSince = Date.now()
+    if (status === 200 && this.queued > 0) this.respond(pending.reply, 200)
+    else void pending.reply.code(204).send()
+  }
+
+  bufferedBytes (): number {
+    return this.queued
+  }
+
+  /** Server-side end: a waiting poll gets what is queued (or 204); later polls drain. */
+  close (): void {
+    if (this.ended) return
+    this.ended = true
+    this.finishPending(200)
+  }
+
+  /** DELETE from the client. */
+  terminate (): void {
+    this.ended = true
+    this.queue = []
+    this.queued = 0
+    this.finishPending(204)
+    this.connection.transportClosed()
+  }
+
+  tick (now: number): void {
+    if (this.pending === undefined && !this.ended && now - this.idleSince > this.connection.host.options.disconnectTimeout) {
+      this.connection.log.info('signalr: long polling client stopped polling; disposing the connection')
+      this.ended = true
+      this.queue = []
+      this.queued = 0
+      this.connection.transportClosed(new ConnectionClosedError('The long polling client did not poll within the disconnect timeout.'))
+    }
+  }
+}

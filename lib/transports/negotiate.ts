@@ -1,0 +1,58 @@
+// POST {hub}/negotiate: creates a connection and lists the transports this hub allows
+// (signalr-wire.md §1). Errors the spec defines travel as {"error"} with HTTP 200.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { MappedHub } from '../hub/mapped-hub.js'
+import type { Registry } from '../registry.js'
+import { queryValue } from './query.js'
+import type { TransportKind } from './transport.js'
+
+interface AvailableTransport { transport: TransportKind, transferFormats: Array<'Text' | 'Binary'> }
+
+export function availableTransports (hub: MappedHub): AvailableTransport[] {
+  const formats = new Set<'Text' | 'Binary'>()
+  for (const p of hub.protocols.values()) formats.add(p.transferFormat)
+  const both = (['Text', 'Binary'] as const).filter((f) => formats.has(f))
+  const out: AvailableTransport[] = []
+  // The order matters: clients try transports in the order the server lists them
+  for (const kind of ['WebSockets', 'ServerSentEvents', 'LongPolling'] as const) {
+    if (!hub.options.transports.includes(kind)) continue
+    // SSE carries text only, so a binary protocol is never offered it
+    const transferFormats = kind === 'ServerSentEvents' ? both.filter((f) => f === 'Text') : both
+    if (transferFormats.length > 0) out.push({ transport: kind, transferFormats })
+  }
+  return out
+}
+
+export function negotiateHandler (hub: MappedHub, registry: Registry) {
+  return async function negotiate (request: FastifyRequest, reply: FastifyReply): Promise<string> {
+    void reply.header('content-type', 'application/json; charset=utf-8')
+    void reply.header('cache-control', 'no-cache, no-store')
+    if (registry.closing) {
+      return JSON.stringify({ error: 'The server is shutting down.' })
+    }
+    const raw = queryValue(request.query, 'negotiateVersion')
+    let version = 0
+    if (raw !== undefined) {
+      if (!/^-?\d+$/.test(raw.trim())) {
+        request.log.info({ negotiateVersion: raw }, 'signalr: negotiate with a non-integer version')
+        return JSON.stringify({ error: 'The client requested a non-integer protocol version.' })
+      }
+      const requested = Number.parseInt(raw, 10)
+      if (requested < 0) {
+        return JSON.stringify({ error: `The client requested version '${requested}', but the server does not support this version.` })
+      }
+      version = Math.min(requested, 1)
+    }
+    const stateful = hub.options.allowStatefulReconnects && queryValue(request.query, 'useStatefulReconnect')?.toLowerCase() === 'true'
+    const connection = registry.createConnection(hub, version)
+    connection.statefulReconnect = stateful
+    // Key order is the .NET writer's (NegotiateProtocol.WriteResponse)
+    const body: Record<string, unknown> = {}
+    if (stateful) body.useStatefulReconnect = true
+    body.negotiateVersion = version
+    body.connectionId = connection.connectionId
+    if (version > 0) body.connectionToken = connection.token
+    body.availableTransports = availableTransports(hub)
+    return JSON.stringify(body)
+  }
+}

@@ -1,0 +1,20 @@
+// What a connection needs from the transport it is bound to. Each transport (WebSockets,
+// Server-Sent Events, Long Polling) turns these calls into its own I/O.
+
+export type TransportKind = 'WebSockets' | 'ServerSentEvents' | 'LongPolling'
+
+export const ALL_TRANSPORTS: readonly TransportKind[] = ['WebSockets', 'ServerSentEvents', 'LongPolling']
+
+export interface Transport {
+  readonly kind: TransportKind
+  /** Long Polling keeps the connection alive by its polls: no Pings are sent on it. */
+  readonly inherentKeepAlive: boolean
+  /** Hand one or more whole, framed hub messages to the client. */
+  send (frame: Buffer, binary: boolean): void
+  /** Bytes accepted by send() that have not reached the socket yet. */
+  bufferedBytes (): number
+  /** End the transport after what was sent has been flushed, as far as the transport allows. */
+  close (): void
+  /** Transport-specific liveness checks, run by the shared heartbeat. */
+  tick? (now: number): void
+}

@@ -1,0 +1,50 @@
+// The WebSockets transport: one ws socket bound to one connection. Text frames for JSON,
+// binary for MessagePack; inbound frames of either type are read as bytes, because the JS
+// client sends its handshake as text even under MessagePack (signalr-wire.md §2.1).
+import type { WebSocket, RawData } from 'ws'
+import type { Connection } from '../connection.js'
+import { ConnectionClosedError } from '../errors.js'
+import type { Transport } from './transport.js'
+
+/** After our close frame the peer gets this long to answer before the socket is cut (WebSocketOptions.CloseTimeout). */
+const CLOSE_TIMEOUT_MS = 5000
+
+function toBuffer (data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (Array.isArray(data)) return Buffer.concat(data)
+  return Buffer.from(data)
+}
+
+export class WebSocketTransport implements Transport {
+  readonly kind = 'WebSockets' as const
+  readonly inherentKeepAlive = false
+
+  constructor (private readonly socket: WebSocket, connection: Connection) {
+    socket.on('message', (data: RawData) => { connection.receive(toBuffer(data)) })
+    socket.once('close', (code: number) => {
+      // 1000 normal, 1001 going away, 1005 no status (what the JS client's stop() produces)
+      const clean = code === 1000 || code === 1001 || code === 1005
+      connection.transportClosed(clean ? undefined : new ConnectionClosedError(`WebSocket closed with status code: ${code}.`))
+    })
+  }
+
+  send (frame: Buffer, binary: boolean): void {
+    if (this.socket.readyState !== this.socket.OPEN) return
+    this.socket.send(frame, { binary })
+  }
+
+  bufferedBytes (): number {
+    return this.socket.bufferedAmount
+  }
+
+  close (): void {
+    if (this.socket.readyState === this.socket.OPEN) {
+      this.socket.close(1000)
+      const timer = setTimeout(() => { this.socket.terminate() }, CLOSE_TIMEOUT_MS)
+      timer.unref()
+      this.socket.once('close', () => { clearTimeout(timer) })
+    } else if (this.socket.readyState === this.socket.CONNECTING) {
+      this.socket.terminate()
+    }
+  }
+}
