@@ -1,0 +1,49 @@
+// app.close() with live connections: every client gets a Close, nothing is left behind.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import Fastify from 'fastify'
+import { test } from 'tap'
+import signalr from '../index.js'
+import { buildClient } from './fixtures/client.js'
+import { rawJsonConnection, RS } from './fixtures/raw-client.js'
+import { scenarioHub } from './fixtures/scenario-hub.js'
+
+async function listen () {
+  const app = Fastify()
+  await app.register(signalr)
+  app.hub('/hubs/scenario', scenarioHub)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  return { app, base: `http://127.0.0.1:${port}` }
+}
+
+test('app.close() sends every connection a Close that allows reconnect, then closes it', async (t) => {
+  const { app, base } = await listen()
+  const raw = await rawJsonConnection(t, base, '/hubs/scenario')
+  const client = buildClient(base + '/hubs/scenario')
+  await client.start()
+  const clientClosed = new Promise<Error | undefined>((resolve) => { client.onclose(resolve) })
+  await app.close()
+  t.equal(await raw.next(), `{"type":7,"allowReconnect":true}${RS}`)
+  t.equal((await raw.closed).code, 1000)
+  const err = await clientClosed
+  t.equal(err, undefined, 'the official client sees a clean close')
+  t.equal(app.signalr.connectionCount, 0)
+})
+
+test('after close nothing keeps the process alive: it exits on its own', async (t) => {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/exit-after-close.ts', import.meta.url)), 'WebSockets,ServerSentEvents,LongPolling'], {
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
+  const [code, signal] = await once(child, 'exit') as [number | null, string | null]
+  clearTimeout(timer)
+  t.equal(signal, null, `exited by itself, not killed after 15 s: ${out}`)
+  t.equal(code, 0, out)
+  t.match(out, /closed/)
+})
