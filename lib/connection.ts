@@ -4,10 +4,11 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import {
-  ClientResultError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, SendTimeoutError
+  ClientResultError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, HubError, SendTimeoutError
 } from './errors.js'
 import type { LifetimeConnection } from './lifetime/hub-lifetime-manager.js'
 import type { ResolvedHubOptions } from './options.js'
+import { MessageBuffer } from './message-buffer.js'
 import { parseHandshakeRequest, writeHandshakeResponse } from './protocol/handshake.js'
 import type { HubProtocol } from './protocol/hub-protocol.js'
 import { MessageType, type CompletionMessage, type HubMessage, type InvocationMessage } from './protocol/messages.js'
@@ -84,6 +85,10 @@ export class Connection implements LifetimeConnection {
   private clientTimeoutArmed = false
   private stalledSince: number | undefined
   private readonly pendingResults = new Map<string, PendingResult>()
+  /** Present when stateful reconnect is on for this connection. */
+  private reconnect: MessageBuffer | undefined
+  /** Set while a stateful-reconnect connection has lost its transport and waits for the client. */
+  private detachedAt: number | undefined
 
   constructor (host: ConnectionHost, init: { connectionId: string, token: string, negotiateVersion: number }) {
     this.host = host
@@ -131,10 +136,36 @@ export class Connection implements LifetimeConnection {
       return
     }
     if (messages.length === 0) return
-    for (const m of messages) {
+    let deliver = messages
+    if (this.reconnect !== undefined) {
+      deliver = []
+      for (const m of messages) if (this.sequence(m)) deliver.push(m)
+      if (this.state !== 'connected') return
+    }
+    for (const m of deliver) {
       if (m.type === MessageType.Ping) this.clientTimeoutArmed = true
     }
-    this.host.onMessages(this, messages)
+    if (deliver.length > 0) this.host.onMessages(this, deliver)
+  }
+
+  /** Stateful reconnect: consumes Ack and Sequence, drops replayed duplicates. */
+  private sequence (m: HubMessage): boolean {
+    const buffer = this.reconnect as MessageBuffer
+    switch (m.type) {
+      case MessageType.Ack:
+        for (const bytes of buffer.ack(m.sequenceId)) if (this.transport !== undefined) this.sendFrame(bytes)
+        return false
+      case MessageType.Sequence:
+        try {
+          buffer.resetSequence(m.sequenceId)
+        } catch (err) {
+          this.log.warn({ err }, 'signalr: invalid Sequence message')
+          this.close({ error: err as Error })
+        }
+        return false
+      default:
+        return m.type > MessageType.CancelInvocation || buffer.shouldProcess()
+    }
   }
 
   /** Returns true when the handshake is done and the connection may parse hub messages. */
@@ -165,6 +196,10 @@ export class Connection implements LifetimeConnection {
     this.protocol = protocol
     this.binary = protocol.transferFormat === 'Binary'
     this.state = 'connected'
+    // Stateful reconnect needs both sides: negotiated, a version-2 handshake, and WebSockets
+    if (this.statefulReconnect && version >= 2 && this.transport?.kind === 'WebSockets') {
+      this.reconnect = new MessageBuffer(this.host.options.statefulReconnectBufferSize)
+    }
     // The .NET server sets the transfer format before it answers, so a MessagePack
     // connection gets its `{}` in a binary frame
     this.sendFrame(writeHandshakeResponse())
@@ -188,15 +223,25 @@ export class Connection implements LifetimeConnection {
       this.log.error({ err }, 'signalr: a message could not be serialised and was not sent')
       return false
     }
-    this.sendFrame(bytes)
+    this.emit(bytes, message.message.type <= MessageType.CancelInvocation)
     return true
   }
 
   /** Serialises and queues one message; throws what the protocol writer throws. */
   send (message: HubMessage): boolean {
     if (this.state !== 'connected') return false
-    this.sendFrame((this.protocol as HubProtocol).write(message))
+    this.emit((this.protocol as HubProtocol).write(message), message.type <= MessageType.CancelInvocation)
     return true
+  }
+
+  /** Trackable messages go through the replay buffer when stateful reconnect is on. */
+  private emit (bytes: Buffer, trackable: boolean): void {
+    if (trackable && this.reconnect !== undefined) {
+      const now = this.reconnect.track(bytes)
+      if (now !== undefined && this.transport !== undefined) this.sendFrame(now)
+      return
+    }
+    if (this.transport !== undefined) this.sendFrame(bytes)
   }
 
   private sendFrame (bytes: Buffer): void {
@@ -241,7 +286,7 @@ export class Connection implements LifetimeConnection {
    */
   close (options: CloseOptions = {}): void {
     if (this.state === 'closed') return
-    if (this.state === 'connected') {
+    if (this.state === 'connected' && this.transport !== undefined) {
       const error = options.error === undefined || options.clientInitiated === true ? undefined : closeErrorText(options.error, this.host.options.enableDetailedErrors)
       try {
         this.send({ type: MessageType.Close, error, allowReconnect: options.allowReconnect === true })
@@ -251,6 +296,39 @@ export class Connection implements LifetimeConnection {
     }
     this.transport?.close()
     this.finish(options.error)
+  }
+
+  /**
+   * The transport failed without a clean close. With stateful reconnect the connection
+   * waits up to disconnectTimeout for the client to come back on a new transport.
+   */
+  transportLost (error: Error): void {
+    if (this.state === 'connected' && this.reconnect !== undefined) {
+      this.log.debug({ err: error }, 'signalr: transport lost; waiting for a stateful reconnect')
+      this.transport = undefined
+      this.claimed = false
+      this.detachedAt = Date.now()
+      return
+    }
+    this.transportClosed(error)
+  }
+
+  /** Whether a new transport request may resume this connection (stateful reconnect). */
+  get awaitingReconnect (): boolean {
+    return this.state === 'connected' && this.reconnect !== undefined && this.transport === undefined
+  }
+
+  /** A stateful reconnect: no new handshake; Sequence first, then every unacknowledged message. */
+  reattach (transport: Transport): void {
+    const buffer = this.reconnect as MessageBuffer
+    this.transport = transport
+    this.claimed = true
+    this.detachedAt = undefined
+    this.lastReceivedAt = Date.now()
+    const { sequenceId, messages } = buffer.replay()
+    this.sendFrame((this.protocol as HubProtocol).write({ type: MessageType.Sequence, sequenceId }))
+    for (const bytes of messages) this.sendFrame(bytes)
+    this.log.debug({ sequenceId, replayed: messages.length }, 'signalr: stateful reconnect')
   }
 
   /** The transport is gone (the client left, or the socket failed): clean up, nothing to send. */
@@ -286,7 +364,14 @@ export class Connection implements LifetimeConnection {
         if (now - this.handshakeStartedAt > o.handshakeTimeout) this.rejectHandshake('Handshake was canceled.')
         return
       case 'connected': {
-        const transport = this.transport as Transport
+        const transport = this.transport
+        if (transport === undefined) {
+          if (now - (this.detachedAt ?? now) > o.disconnectTimeout) {
+            this.log.info('signalr: the client did not come back in time for a stateful reconnect')
+            this.finish(new ConnectionClosedError('The client did not reconnect within the disconnect timeout.'))
+          }
+          return
+        }
         transport.tick?.(now)
         if (this.state !== 'connected') return
         if (!transport.inherentKeepAlive) {
@@ -300,7 +385,10 @@ export class Connection implements LifetimeConnection {
             return
           }
         }
-        if (transport.bufferedBytes() > o.transportMaxBufferSize) {
+        const ack = this.reconnect?.pendingAck()
+        if (ack !== undefined) this.sendFrame((this.protocol as HubProtocol).write({ type: MessageType.Ack, sequenceId: ack }))
+        // Messages waiting for the client's Acks count as unread, like bytes the socket holds
+        if (transport.bufferedBytes() > o.transportMaxBufferSize || (this.reconnect?.waitingBytes ?? 0) > 0) {
           this.stalledSince ??= now
           if (now - this.stalledSince > o.transportSendTimeout) {
             this.log.warn({ buffered: transport.bufferedBytes() }, 'signalr: closing a connection whose client stopped reading')
@@ -322,5 +410,7 @@ export class Connection implements LifetimeConnection {
 /** The Close error text: ASP.NET Core's fixed sentence, with the cause only when detailed errors are on. */
 export function closeErrorText (error: Error, detailed: boolean): string {
   const base = 'Connection closed with an error.'
+  // Like a HubException in ASP.NET Core, an application's HubError is always shown
+  if (error instanceof HubError) return `${base} HubException: ${error.message}`
   return detailed ? `${base} ${(error as { code?: string }).code ?? error.name}: ${error.message}` : base
 }

@@ -22,9 +22,12 @@ export class WebSocketTransport implements Transport {
   constructor (private readonly socket: WebSocket, connection: Connection) {
     socket.on('message', (data: RawData) => { connection.receive(toBuffer(data)) })
     socket.once('close', (code: number) => {
-      // 1000 normal, 1001 going away, 1005 no status (what the JS client's stop() produces)
-      const clean = code === 1000 || code === 1001 || code === 1005
-      connection.transportClosed(clean ? undefined : new ConnectionClosedError(`WebSocket closed with status code: ${code}.`))
+      // After a stateful reconnect the old socket's close is old news
+      if (connection.transport !== this) return
+      // 1000 normal, 1001 going away, 1005 no status (what the JS client's stop() produces);
+      // anything else (1006: the socket was cut) may be followed by a stateful reconnect
+      if (code === 1000 || code === 1001 || code === 1005) connection.transportClosed()
+      else connection.transportLost(new ConnectionClosedError(`WebSocket closed with status code: ${code}.`))
     })
   }
 
