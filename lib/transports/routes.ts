@@ -11,6 +11,7 @@ import type { Registry } from '../registry.js'
 import type { HubRouteOptions } from '../../types/index.js'
 import { LongPollingTransport } from './long-polling.js'
 import { negotiateHandler } from './negotiate.js'
+import { redactingRequestSerializer } from './access-token.js'
 import { queryValue } from './query.js'
 import { ServerSentEventsTransport } from './server-sent-events.js'
 import type { TransportKind } from './transport.js'
@@ -110,7 +111,9 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
       return
     }
     claimedByRequest.delete(request)
-    connection.attach(new WebSocketTransport(socket, connection), request)
+    const transport = new WebSocketTransport(socket, connection)
+    if (connection.state === 'connected') connection.reattach(transport)
+    else connection.attach(transport, request)
   }
 
   async function get (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -180,6 +183,8 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => { done(null, body) })
     const common = {
+      // The access_token query parameter must not reach the request logs
+      logSerializers: { req: redactingRequestSerializer },
       onRequest: hooks.onRequest,
       preParsing: hooks.preParsing,
       preValidation: hooks.preValidation,
@@ -188,12 +193,12 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     }
     const userPreHandlers = hookList(hooks.preHandler)
     scope.route({ method: 'POST', url: negotiatePath, ...common, preHandler: userPreHandlers, handler: negotiateHandler(hub, registry) })
-    scope.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: negotiatePath, exposeHeadRoute: false, handler: methodNotAllowed })
+    scope.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: negotiatePath, exposeHeadRoute: false, logSerializers: common.logSerializers, handler: methodNotAllowed })
     for (const url of paths) {
       scope.route({ method: 'GET', url, ...common, exposeHeadRoute: false, preHandler: [...userPreHandlers, beforeUpgrade], handler: get, wsHandler })
       scope.route({ method: 'POST', url, ...common, bodyLimit, preHandler: userPreHandlers, handler: post })
       scope.route({ method: 'DELETE', url, ...common, preHandler: userPreHandlers, handler: del })
-      scope.route({ method: ['PUT', 'PATCH'], url, handler: methodNotAllowed })
+      scope.route({ method: ['PUT', 'PATCH'], url, logSerializers: common.logSerializers, handler: methodNotAllowed })
     }
   })
 }
