@@ -60,11 +60,20 @@ export interface Presence {
   connectionCount (): Promise<number>
 }
 
+export interface CloseOptions {
+  /** Sent to the client as "Connection closed with an error. HubException: <error>". */
+  error?: string
+  /** Lets a client with automatic reconnect come back (default false). */
+  allowReconnect?: boolean
+}
+
 /** What code outside a hub (routes, timers, workers) gets from app.signalr.hub(path). */
 export interface HubContext extends Presence {
   readonly path: string
   readonly clients: HubClients
   readonly groups: GroupManager
+  /** Ends a connection with a Close message; a no-op for an unknown id. */
+  close (connectionId: string, options?: CloseOptions): Promise<void>
 }
 
 /** The context of one invocation (or of onConnected/onDisconnected). */
@@ -84,8 +93,10 @@ export interface InvocationContext {
   readonly hub: HubContext
   /** The method being invoked; undefined in onConnected/onDisconnected. */
   readonly method: string | undefined
-  /** Ends the connection with a Close without error that does not allow reconnect. */
+  /** Ends the connection with a Close without error that does not allow reconnect (Context.Abort()). */
   abort (): void
+  /** Ends the connection with a Close that may carry an error and allow reconnect. */
+  close (options?: CloseOptions): void
 }
 
 type ArgsOf<A extends readonly TSchema[]> = { -readonly [K in keyof A]: A[K] extends TSchema ? Static<A[K]> : never }

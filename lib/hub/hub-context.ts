@@ -2,8 +2,9 @@
 // group changes and presence queries, all through the lifetime manager.
 import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
 import { checkName } from '../names.js'
-import type { GroupManager, HubContext } from '../../types/index.js'
+import type { CloseOptions, GroupManager, HubContext } from '../../types/index.js'
 import { Clients } from './client-proxies.js'
+import { toCloseOptions } from './invocation-context.js'
 
 export class Groups implements GroupManager {
   constructor (private readonly lifetime: HubLifetimeManager) {}
@@ -48,5 +49,9 @@ export class MappedHubContext implements HubContext {
 
   async connectionCount (): Promise<number> {
     return await this.lifetime.connectionCount()
+  }
+
+  async close (connectionId: string, options: CloseOptions = {}): Promise<void> {
+    await this.lifetime.closeConnection(checkName('connection id', connectionId), toCloseOptions(options))
   }
 }

@@ -2,9 +2,9 @@
 // lazy because the echo hot path creates one per call.
 import type { FastifyRequest } from 'fastify'
 import type { Connection } from '../connection.js'
-import { ClientResultError } from '../errors.js'
+import { ClientResultError, HubError } from '../errors.js'
 import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
-import type { HubCallerClients, HubContext, InvocationContext } from '../../types/index.js'
+import type { CloseOptions, HubCallerClients, HubContext, InvocationContext } from '../../types/index.js'
 import { CallerClients } from './client-proxies.js'
 import type { Groups } from './hub-context.js'
 
@@ -13,6 +13,14 @@ export interface ContextHost {
   readonly hubContext: HubContext & { groups: Groups }
   readonly clientResultTimeout: number
   readonly enableDetailedErrors: boolean
+}
+
+/** The application's close request as the connection takes it: its text travels as a HubError. */
+export function toCloseOptions (options: CloseOptions): { error?: Error, allowReconnect: boolean } {
+  return {
+    error: options.error === undefined ? undefined : new HubError(options.error),
+    allowReconnect: options.allowReconnect === true
+  }
 }
 
 export class Context implements InvocationContext {
@@ -53,5 +61,9 @@ export class Context implements InvocationContext {
 
   abort (): void {
     this.connection.close({ allowReconnect: false })
+  }
+
+  close (options: CloseOptions = {}): void {
+    this.connection.close(toCloseOptions(options))
   }
 }

@@ -22,6 +22,8 @@ export interface LifetimeConnection {
    * (a client result).
    */
   invokeClient (message: Omit<InvocationMessage, 'invocationId' | 'type'>, timeoutMs: number): Promise<unknown>
+  /** Ends the connection with a Close message. */
+  close (options: { error?: Error, allowReconnect?: boolean }): void
 }
 
 export interface HubLifetimeManager {
@@ -31,6 +33,8 @@ export interface HubLifetimeManager {
   send (target: SendTarget, message: InvocationMessage): Promise<void>
   /** A client result from one connection; rejects if it does not exist or disconnects. */
   invokeConnection (connectionId: string, method: string, args: unknown[], timeoutMs: number): Promise<unknown>
+  /** Closes a connection wherever it lives; a no-op for an unknown one. */
+  closeConnection (connectionId: string, options: { error?: Error, allowReconnect?: boolean }): Promise<void>
   addToGroup (connectionId: string, groupName: string): Promise<void>
   removeFromGroup (connectionId: string, groupName: string): Promise<void>
   groupMembers (groupName: string): Promise<string[]>

@@ -66,6 +66,10 @@ export class MemoryHubLifetimeManager implements HubLifetimeManager {
     return await connection.invokeClient({ target: method, arguments: args }, timeoutMs)
   }
 
+  async closeConnection (connectionId: string, options: { error?: Error, allowReconnect?: boolean }): Promise<void> {
+    this.byId.get(connectionId)?.close(options)
+  }
+
   async addToGroup (connectionId: string, groupName: string): Promise<void> {
     const connection = this.byId.get(connectionId)
     if (connection === undefined) return
