@@ -28,7 +28,13 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
     fastify.log.warn('fastify-signalr: @fastify/websocket was registered before it; its preClose closes sockets before SignalR can send them a Close message')
   } else {
     await fastify.register(websocket, {
-      options: { perMessageDeflate: false },
+      options: {
+        perMessageDeflate: false,
+        // ws buffers a whole message before we see it: cap it near the hub message limit
+        // (several hub messages may share one WebSocket message) so a client cannot make the
+        // server hold more than that plus one frame
+        maxPayload: defaults.maximumReceiveMessageSize === 0 ? 0 : Math.max(1_048_576, defaults.maximumReceiveMessageSize * 4)
+      },
       // Our Close messages must go out before the sockets are closed
       preClose: async function () {
         await registry.closeAll()

@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import {
-  ClientResultError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, HubError, SendTimeoutError
+  ClientResultError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, HubError,
+  OutboundBufferFullError, SendTimeoutError
 } from './errors.js'
 import type { LifetimeConnection } from './lifetime/hub-lifetime-manager.js'
 import type { ResolvedHubOptions } from './options.js'
@@ -38,6 +39,8 @@ export interface CloseOptions {
   allowReconnect?: boolean
   /** The client asked to close: answer with a plain Close whatever `error` says. */
   clientInitiated?: boolean
+  /** The client is not reading: skip the Close message and cut the transport. */
+  abort?: boolean
 }
 
 interface PendingResult {
@@ -53,6 +56,8 @@ export function newConnectionId (): string {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Unsent bytes beyond transportMaxBufferSize × this end the connection at once. */
+export const OUTBOUND_HARD_CAP_FACTOR = 4
 let resultCounter = 0
 
 export class Connection implements LifetimeConnection {
@@ -245,8 +250,17 @@ export class Connection implements LifetimeConnection {
   }
 
   private sendFrame (bytes: Buffer): void {
+    const transport = this.transport
+    if (transport === undefined) return
     this.lastSentAt = Date.now()
-    this.transport?.send(bytes, this.binary)
+    transport.send(bytes, this.binary)
+    // The hard bound on a slow consumer: far past what the send-timeout check tolerates,
+    // the connection is cut at once instead of growing the server's memory
+    const cap = this.host.options.transportMaxBufferSize * OUTBOUND_HARD_CAP_FACTOR
+    if (transport.bufferedBytes() > cap && this.state !== 'closed') {
+      this.log.warn({ buffered: transport.bufferedBytes() }, 'signalr: closing a connection whose outbound buffer is full')
+      this.close({ error: new OutboundBufferFullError(cap), abort: true })
+    }
   }
 
   /** LifetimeConnection: a client result. */
@@ -286,6 +300,11 @@ export class Connection implements LifetimeConnection {
    */
   close (options: CloseOptions = {}): void {
     if (this.state === 'closed') return
+    if (options.abort === true) {
+      this.transport?.abort()
+      this.finish(options.error)
+      return
+    }
     if (this.state === 'connected' && this.transport !== undefined) {
       const error = options.error === undefined || options.clientInitiated === true ? undefined : closeErrorText(options.error, this.host.options.enableDetailedErrors)
       try {
@@ -392,7 +411,7 @@ export class Connection implements LifetimeConnection {
           this.stalledSince ??= now
           if (now - this.stalledSince > o.transportSendTimeout) {
             this.log.warn({ buffered: transport.bufferedBytes() }, 'signalr: closing a connection whose client stopped reading')
-            this.close({ error: new SendTimeoutError(o.transportSendTimeout), allowReconnect: true })
+            this.close({ error: new SendTimeoutError(o.transportSendTimeout), abort: true })
           }
         } else {
           this.stalledSince = undefined

@@ -50,5 +50,8 @@ export const ClientTimeoutError = createError(
 export const SendTimeoutError = createError<[number]>(
   'FST_SIGNALR_SEND_TIMEOUT', 'A transport send did not complete within %sms: the client is not reading.', 500)
 
+export const OutboundBufferFullError = createError<[number]>(
+  'FST_SIGNALR_OUTBOUND_BUFFER_FULL', 'More than %s bytes were waiting for a client that is not reading.', 500)
+
 export const ServerShutdownError = createError(
   'FST_SIGNALR_SHUTDOWN', 'The server is shutting down.', 503)

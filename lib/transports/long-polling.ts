@@ -126,6 +126,14 @@ export class LongPollingTransport implements Transport {
     this.finishPending(200)
   }
 
+  /** Nothing is unsent that a poll could not take later; dropping the queue is the abort. */
+  abort (): void {
+    this.ended = true
+    this.queue = []
+    this.queued = 0
+    this.finishPending(204)
+  }
+
   /** DELETE from the client. */
   terminate (): void {
     this.ended = true

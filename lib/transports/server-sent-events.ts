@@ -69,4 +69,9 @@ export class ServerSentEventsTransport implements Transport {
     this.ended = true
     this.res.end()
   }
+
+  abort (): void {
+    this.ended = true
+    this.res.destroy()
+  }
 }

@@ -15,6 +15,8 @@ export interface Transport {
   bufferedBytes (): number
   /** End the transport after what was sent has been flushed, as far as the transport allows. */
   close (): void
+  /** End at once, dropping what is unsent: for a client that stopped reading. */
+  abort (): void
   /** Transport-specific liveness checks, run by the shared heartbeat. */
   tick? (now: number): void
 }

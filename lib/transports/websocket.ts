@@ -40,6 +40,10 @@ export class WebSocketTransport implements Transport {
     return this.socket.bufferedAmount
   }
 
+  abort (): void {
+    this.socket.terminate()
+  }
+
   close (): void {
     if (this.socket.readyState === this.socket.OPEN) {
       this.socket.close(1000)
