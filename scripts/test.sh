@@ -5,6 +5,8 @@ set -o pipefail
 cd "$(dirname "$0")/.."
 npx tsc --noEmit -p tsconfig.json
 tsc_rc=$?
+# Build dist/ as published: examples/ import the package by name, which resolves to it
+npx tsc -p tsconfig.build.json || tsc_rc=1
 out=$(mktemp)
 node_modules/.bin/tap -R tap "$@" | tee "$out"
 tap_rc=$?
