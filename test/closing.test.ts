@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
 import Type from 'typebox'
 import { defineHub } from '../index.js'
-import { connect, signalR } from './fixtures/client.js'
+import { connect, signalR, type ProtocolName } from './fixtures/client.js'
 import { rawJsonConnection, RS } from './fixtures/raw-client.js'
 import { startServer } from './fixtures/server.js'
 
@@ -21,30 +21,32 @@ const hub = defineHub({
   onDisconnected (_ctx, error) { reasons.push(error) }
 })
 
-test('close with an error and allowReconnect: the official client reconnects', async (t) => {
-  const { url } = await startServer(t, { hub })
-  const c = await connect(t, url, { reconnect: true })
-  const firstId = c.connectionId
-  const reconnecting = new Promise<Error | undefined>((resolve) => { c.onreconnecting(resolve) })
-  const reconnected = new Promise<string | undefined>((resolve) => { c.onreconnected(resolve) })
-  await c.send('CloseMe', 'maintenance', true)
-  t.equal((await reconnecting)?.message, 'Server returned an error on close: Connection closed with an error. HubException: maintenance')
-  const newId = await reconnected
-  t.not(newId, firstId, 'a fresh connection')
-  t.equal(await c.invoke('Echo', 'back'), 'back')
-})
+for (const protocol of ['json', 'messagepack'] as ProtocolName[]) {
+  test(`${protocol}: close with an error and allowReconnect: the official client reconnects`, async (t) => {
+    const { url } = await startServer(t, { hub })
+    const c = await connect(t, url, { reconnect: true, protocol })
+    const firstId = c.connectionId
+    const reconnecting = new Promise<Error | undefined>((resolve) => { c.onreconnecting(resolve) })
+    const reconnected = new Promise<string | undefined>((resolve) => { c.onreconnected(resolve) })
+    await c.send('CloseMe', 'maintenance', true)
+    t.equal((await reconnecting)?.message, 'Server returned an error on close: Connection closed with an error. HubException: maintenance')
+    const newId = await reconnected
+    t.not(newId, firstId, 'a fresh connection')
+    t.equal(await c.invoke('Echo', 'back'), 'back')
+  })
 
-test('close without allowReconnect: the client stops for good, with the error', async (t) => {
-  const { url } = await startServer(t, { hub })
-  const c = await connect(t, url, { reconnect: true })
-  let reconnectingCalled = false
-  c.onreconnecting(() => { reconnectingCalled = true })
-  const closed = new Promise<Error | undefined>((resolve) => { c.onclose(resolve) })
-  await c.send('CloseMe', 'banned', false)
-  t.equal((await closed)?.message, 'Server returned an error on close: Connection closed with an error. HubException: banned')
-  t.notOk(reconnectingCalled)
-  t.equal(c.state, signalR.HubConnectionState.Disconnected)
-})
+  test(`${protocol}: close without allowReconnect: the client stops for good, with the error`, async (t) => {
+    const { url } = await startServer(t, { hub })
+    const c = await connect(t, url, { reconnect: true, protocol })
+    let reconnectingCalled = false
+    c.onreconnecting(() => { reconnectingCalled = true })
+    const closed = new Promise<Error | undefined>((resolve) => { c.onclose(resolve) })
+    await c.send('CloseMe', 'banned', false)
+    t.equal((await closed)?.message, 'Server returned an error on close: Connection closed with an error. HubException: banned')
+    t.notOk(reconnectingCalled)
+    t.equal(c.state, signalR.HubConnectionState.Disconnected)
+  })
+}
 
 test('app.signalr.hub(path).close(id) from outside the hub', async (t) => {
   const { app, url } = await startServer(t, { hub })
