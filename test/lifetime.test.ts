@@ -6,14 +6,8 @@ import Type from 'typebox'
 import { defineHub, type InvocationContext } from '../index.js'
 import { buildClient, connect, nextCall, signalR } from './fixtures/client.js'
 import { startServer } from './fixtures/server.js'
+import { until } from './fixtures/until.js'
 
-async function until (check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!await check()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await sleep(10)
-  }
-}
 
 test('onConnected and onDisconnected run once each, with ctx and the reason', async (t) => {
   const events: string[] = []

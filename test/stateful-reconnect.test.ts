@@ -7,14 +7,8 @@ import { defineHub } from '../index.js'
 import { connect, type ProtocolName } from './fixtures/client.js'
 import { rawConnect, RS } from './fixtures/raw-client.js'
 import { startServer } from './fixtures/server.js'
+import { until } from './fixtures/until.js'
 
-async function until (check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await sleep(5)
-  }
-}
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i)
 

@@ -6,6 +6,7 @@ import { defineHub, HubError } from '../index.js'
 import { connect, signalR, type ProtocolName } from './fixtures/client.js'
 import { rawJsonConnection, RS } from './fixtures/raw-client.js'
 import { startServer } from './fixtures/server.js'
+import { until } from './fixtures/until.js'
 
 function collect<T> (stream: signalR.IStreamResult<T>): { items: T[], done: Promise<Error | undefined>, subscription: signalR.ISubscription<T> } {
   const items: T[] = []
@@ -20,13 +21,6 @@ function collect<T> (stream: signalR.IStreamResult<T>): { items: T[], done: Prom
   return { items, done, subscription: subscription as signalR.ISubscription<T> }
 }
 
-async function until (check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await sleep(5)
-  }
-}
 
 for (const protocol of ['json', 'messagepack'] as ProtocolName[]) {
   test(`${protocol}: a server stream delivers every item in order, then completes`, async (t) => {
