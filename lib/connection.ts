@@ -73,7 +73,7 @@ export class Connection implements LifetimeConnection {
   request: FastifyRequest | undefined
   transport: Transport | undefined
   protocol: HubProtocol | undefined
-  log: FastifyBaseLogger
+  private logger: FastifyBaseLogger | undefined
   /** Negotiated with useStatefulReconnect (WebSockets only; see stateful reconnect). */
   statefulReconnect = false
   /** Set when a transport request has claimed the connection, before it is attached. */
@@ -100,7 +100,18 @@ export class Connection implements LifetimeConnection {
     this.connectionId = init.connectionId
     this.token = init.token
     this.negotiateVersion = init.negotiateVersion
-    this.log = host.log
+  }
+
+  /**
+   * The opening request's logger, tagged with the connection id. Made on first use: most
+   * connections never log, and a child logger per connection costs memory and connect time.
+   */
+  get log (): FastifyBaseLogger {
+    if (this.logger === undefined) {
+      if (this.request === undefined) return this.host.log
+      this.logger = this.request.log.child({ signalrConnectionId: this.connectionId })
+    }
+    return this.logger
   }
 
   /** Aborted when the connection ends, for whatever reason. */
@@ -116,7 +127,6 @@ export class Connection implements LifetimeConnection {
   attach (transport: Transport, request: FastifyRequest): void {
     this.transport = transport
     this.request = request
-    this.log = request.log.child({ signalrConnectionId: this.connectionId })
     this.state = 'handshaking'
     this.handshakeStartedAt = this.lastReceivedAt = this.lastSentAt = Date.now()
   }
