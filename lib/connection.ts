@@ -273,6 +273,18 @@ export class Connection implements LifetimeConnection {
     }
   }
 
+  /**
+   * Resolves once the client has read enough that another message will not push the
+   * connection toward its outbound bounds, or once the connection ends. Streams await it so
+   * that a fast generator slows down to the client's pace instead of being cut off.
+   */
+  async writable (): Promise<void> {
+    const limit = this.host.options.transportMaxBufferSize
+    while (this.state === 'connected' && (this.transport === undefined || this.transport.bufferedBytes() > limit)) {
+      await new Promise((resolve) => { setTimeout(resolve, 10) })
+    }
+  }
+
   /** LifetimeConnection: a client result. */
   async invokeClient (message: Omit<InvocationMessage, 'invocationId' | 'type'>, timeoutMs: number): Promise<unknown> {
     if (this.state !== 'connected') throw new ClientResultError(`Connection '${this.connectionId}' disconnected.`)

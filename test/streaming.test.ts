@@ -191,3 +191,39 @@ test('stream invocation mode errors use the .NET texts', async (t) => {
   const s = collect(c.stream('Echo', 'x'))
   t.equal((await s.done)?.message, "The client attempted to invoke the non-streaming 'Echo' method with a streaming invocation.")
 })
+
+test('a server stream slows to the pace of a client that reads slowly instead of being cut off', async (t) => {
+  const hub = defineHub({
+    methods: {
+      Big: {
+        args: [Type.Integer()],
+        stream: Type.String(),
+        async * handler (_ctx, n) {
+          const chunk = 'x'.repeat(64 * 1024)
+          for (let i = 0; i < n; i++) yield chunk
+        }
+      }
+    }
+  })
+  // 300 items of 64 KiB is 19 MB: more than the kernel's socket buffers absorb, and far past
+  // 4 x transportMaxBufferSize if sent blindly
+  const { base } = await startServer(t, { hub, plugin: { transportMaxBufferSize: 64 * 1024 } })
+  const c = await rawJsonConnection(t, base, '/hubs/scenario')
+  const socket = (c.ws as unknown as { _socket: { pause: () => void, resume: () => void } })._socket
+  socket.pause()
+  c.send(`{"type":4,"invocationId":"1","target":"Big","arguments":[300]}${RS}`)
+  await sleep(300)
+  socket.resume()
+  const end = Date.now() + 20_000
+  let items = 0
+  let completion: string | undefined
+  while (completion === undefined && Date.now() < end) {
+    const frame = String(await c.next(5000))
+    for (const record of frame.split(RS).filter((r) => r.length > 0)) {
+      if (record.startsWith('{"type":2')) items++
+      else if (record.startsWith('{"type":3')) completion = record
+    }
+  }
+  t.equal(items, 300, 'every item arrived')
+  t.equal(completion, '{"type":3,"invocationId":"1"}', 'and the stream completed normally')
+})

@@ -286,6 +286,7 @@ export class Dispatcher {
         const next = await Promise.race([iterator.next(), aborted])
         if (next === ABORTED || next.done === true) break
         connection.send({ type: MessageType.StreamItem, invocationId: id, item: next.value })
+        await connection.writable()
       }
     } catch (err) {
       // A cancelled stream ends quietly even if the generator threw on the abort
