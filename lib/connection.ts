@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import {
-  ClientResultError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, HubError,
+  ClientResultError, ClientResultRejectedError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, HubError,
   OutboundBufferFullError, SendTimeoutError
 } from './errors.js'
 import type { LifetimeConnection } from './lifetime/hub-lifetime-manager.js'
@@ -311,7 +311,7 @@ export class Connection implements LifetimeConnection {
     if (pending === undefined) return false
     this.pendingResults.delete(completion.invocationId)
     clearTimeout(pending.timer)
-    if (completion.error !== undefined) pending.reject(new ClientResultError(completion.error))
+    if (completion.error !== undefined) pending.reject(new ClientResultRejectedError(completion.error))
     else pending.resolve(completion.result ?? null)
     return true
   }

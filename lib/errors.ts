@@ -41,6 +41,13 @@ export const ConnectionClosedError = createError<[string]>(
 export const ClientResultError = createError<[string]>(
   'FST_SIGNALR_CLIENT_RESULT', '%s', 500)
 
+/**
+ * The client answered a client result with an error. It is a HubError too, so a hub method
+ * that lets it propagate shows the client's text to its caller, as ASP.NET Core does.
+ */
+export const ClientResultRejectedError = createError<[string]>(
+  'FST_SIGNALR_CLIENT_RESULT', '%s', 500, HubError as unknown as ErrorConstructor)
+
 export const ClientResultTimeoutError = createError<[string, number]>(
   'FST_SIGNALR_CLIENT_RESULT_TIMEOUT', "Client result for '%s' timed out after %sms.", 500)
 

@@ -184,9 +184,9 @@ export class Dispatcher {
 
   private errorText (m: { target: string }, err: unknown, prefix: string): string {
     if (err instanceof HubError) return `${prefix} HubException: ${err.message}`
-    if (connectionDetailed(this.host)) {
-      const e = err as Error
-      return `${prefix} ${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`
+    if (this.host.enableDetailedErrors) {
+      const e = err as Error & { code?: string }
+      return `${prefix} ${e?.code ?? e?.name ?? 'Error'}: ${e?.message ?? String(err)}`
     }
     return prefix
   }
@@ -321,10 +321,6 @@ export class Dispatcher {
       connection.send({ type: MessageType.Completion, invocationId: completion.invocationId, error: 'The server could not serialize the result.' })
     }
   }
-}
-
-function connectionDetailed (host: ContextHost): boolean {
-  return host.enableDetailedErrors
 }
 
 function isAsyncIterable (value: unknown): value is AsyncIterable<unknown> {
