@@ -8,7 +8,7 @@ import type {
   HubDefinition, HubDefinitionInput, HubMethods, InvocationContext, MethodAuthorizer, MethodDefinition
 } from '../../types/index.js'
 
-interface Validator {
+export interface Validator {
   Check (value: unknown): boolean
   Errors (value: unknown): Array<{ instancePath: string, message: string }>
 }

@@ -9,6 +9,7 @@ import {
 import type { CompiledHub, CompiledMethod } from './define-hub.js'
 import { Context, type ContextHost } from './invocation-context.js'
 import { UploadStream } from './upload-stream.js'
+import { validationProblem } from './validation.js'
 
 interface DispatchState {
   readonly queue: HubMessage[]
@@ -21,6 +22,12 @@ interface DispatchState {
 }
 
 const ABORTED = Symbol('aborted')
+
+/**
+ * Messages a connection may have waiting (for a slot or for room in an upload) before the
+ * transport stops reading it; reading resumes once half of them have run.
+ */
+export const MAX_QUEUED_MESSAGES = 128
 
 export class Dispatcher {
   private readonly states = new WeakMap<Connection, DispatchState>()
@@ -57,6 +64,7 @@ export class Dispatcher {
     if (state === undefined) return
     for (const m of messages) state.queue.push(m)
     this.pump(connection, state)
+    if (state.queue.length > MAX_QUEUED_MESSAGES) connection.pauseInbound()
   }
 
   /** Cancels what the connection still runs and runs onDisconnected. */
@@ -80,23 +88,36 @@ export class Dispatcher {
     if (state.pumping || !state.ready) return
     state.pumping = true
     try {
-      const max = connection.host.options.maximumParallelInvocationsPerClient
-      while (state.queue.length > 0 && connection.state === 'connected') {
-        const m = state.queue[0]
-        // Like ASP.NET Core, a call waiting for a slot holds back everything behind it
-        if (m.type === MessageType.Invocation && state.active >= max && this.takesSlot(m)) return
-        if (m.type === MessageType.StreamItem) {
-          const upload = state.uploads.get(m.invocationId)
-          if (upload?.full === true) {
-            upload.onSpace = () => this.pump(connection, state)
-            return
-          }
-        }
-        state.queue.shift()
-        this.handle(connection, state, m)
-      }
+      this.drain(connection, state)
     } finally {
       state.pumping = false
+    }
+    if (state.queue.length <= MAX_QUEUED_MESSAGES / 2) connection.resumeInbound()
+  }
+
+  /** Runs queued messages in order until one has to wait. */
+  private drain (connection: Connection, state: DispatchState): void {
+    const max = connection.host.options.maximumParallelInvocationsPerClient
+    while (state.queue.length > 0 && connection.state === 'connected') {
+      const m = state.queue[0]
+      // Like ASP.NET Core, a call waiting for a slot holds back everything behind it
+      if (m.type === MessageType.Invocation && state.active >= max && this.takesSlot(m)) return
+      if (m.type === MessageType.StreamItem) {
+        const upload = state.uploads.get(m.invocationId)
+        if (upload?.full === true) {
+          upload.onSpace = () => this.pump(connection, state)
+          return
+        }
+      }
+      state.queue.shift()
+      try {
+        this.handle(connection, state, m)
+      } catch (err) {
+        // Nothing a client sends may escape into the transport's event handlers
+        connection.log.error({ err }, 'signalr: a message could not be dispatched; closing the connection')
+        connection.close({ error: err as Error, allowReconnect: true })
+        return
+      }
     }
   }
 
@@ -169,12 +190,10 @@ export class Dispatcher {
       return { error: `An unexpected error occurred invoking '${m.target}' on the server. HubException: Client sent ${streamIds.length} stream(s), Hub method expects ${method.uploads.length}.` }
     }
     for (let i = 0; i < method.args.length; i++) {
-      const validator = method.args[i]
-      if (!validator.Check(m.arguments[i])) {
-        const e = validator.Errors(m.arguments[i])[0]
-        const where = e === undefined || e.instancePath === '' ? '' : `${e.instancePath} `
+      const problem = validationProblem(method.args[i], m.arguments[i])
+      if (problem !== undefined) {
         connection.log.info({ method: m.target, argument: i }, 'signalr: invalid hub method argument')
-        return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Argument ${i} is invalid: ${where}${e?.message ?? 'does not match its schema'}.` }
+        return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Argument ${i} is invalid: ${problem}.` }
       }
     }
     const capacity = connection.host.options.streamBufferCapacity

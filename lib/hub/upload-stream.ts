@@ -3,11 +3,8 @@
 // that connection's messages until the method takes one, which is how ASP.NET Core applies
 // StreamBufferCapacity.
 import { HubError } from '../errors.js'
-
-interface Validator {
-  Check (value: unknown): boolean
-  Errors (value: unknown): Array<{ instancePath: string, message: string }>
-}
+import type { Validator } from './define-hub.js'
+import { validationProblem } from './validation.js'
 
 export class UploadStream implements AsyncIterable<unknown> {
   private readonly items: unknown[] = []
@@ -30,10 +27,9 @@ export class UploadStream implements AsyncIterable<unknown> {
 
   push (item: unknown): void {
     if (this.ended || this.abandoned) return
-    if (this.validator !== undefined && !this.validator.Check(item)) {
-      const e = this.validator.Errors(item)[0]
-      const where = e === undefined || e.instancePath === '' ? '' : `${e.instancePath} `
-      this.complete(new HubError(`Invalid item for ${this.label}: ${where}${e?.message ?? 'does not match its schema'}.`))
+    const problem = this.validator === undefined ? undefined : validationProblem(this.validator, item)
+    if (problem !== undefined) {
+      this.complete(new HubError(`Invalid item for ${this.label}: ${problem}.`))
       return
     }
     this.items.push(item)
