@@ -90,6 +90,9 @@ export class Connection implements LifetimeConnection {
   private clientTimeoutArmed = false
   private stalledSince: number | undefined
   private readonly pendingResults = new Map<string, PendingResult>()
+  /** Set while the dispatcher has more queued than it lets a client run ahead by. */
+  private inboundPaused = false
+  private readableWaiters: Array<() => void> = []
   /** Present when stateful reconnect is on for this connection. */
   private reconnect: MessageBuffer | undefined
   /** Set while a stateful-reconnect connection has lost its transport and waits for the client. */
@@ -147,7 +150,9 @@ export class Connection implements LifetimeConnection {
     } catch (err) {
       this.log.warn({ err }, 'signalr: closing a connection that sent an invalid message')
       this.inbound = EMPTY
-      this.close({ error: err as Error, allowReconnect: false })
+      // ASP.NET Core allows a reconnect after a bad or oversize message: the next
+      // connection starts clean
+      this.close({ error: err as Error, allowReconnect: true })
       return
     }
     if (messages.length === 0) return
@@ -175,7 +180,7 @@ export class Connection implements LifetimeConnection {
           buffer.resetSequence(m.sequenceId)
         } catch (err) {
           this.log.warn({ err }, 'signalr: invalid Sequence message')
-          this.close({ error: err as Error })
+          this.close({ error: err as Error, allowReconnect: true })
         }
         return false
       default:
@@ -266,8 +271,9 @@ export class Connection implements LifetimeConnection {
     transport.send(bytes, this.binary)
     // The hard bound on a slow consumer: far past what the send-timeout check tolerates,
     // the connection is cut at once instead of growing the server's memory
+    // (the message just queued does not count: one large result to a fast reader is fine)
     const cap = this.host.options.transportMaxBufferSize * OUTBOUND_HARD_CAP_FACTOR
-    if (transport.bufferedBytes() > cap && this.state !== 'closed') {
+    if (transport.bufferedBytes() - bytes.length > cap && this.state !== 'closed') {
       this.log.warn({ buffered: transport.bufferedBytes() }, 'signalr: closing a connection whose outbound buffer is full')
       this.close({ error: new OutboundBufferFullError(cap), abort: true })
     }
@@ -283,6 +289,31 @@ export class Connection implements LifetimeConnection {
     while (this.state === 'connected' && (this.transport === undefined || this.transport.bufferedBytes() > limit)) {
       await new Promise((resolve) => { setTimeout(resolve, 10) })
     }
+  }
+
+  /**
+   * The dispatcher has too much of this client's input waiting: stop reading it (ASP.NET
+   * Core stops reading its pipe the same way), so a flood costs the client, not our memory.
+   */
+  pauseInbound (): void {
+    if (this.inboundPaused) return
+    this.inboundPaused = true
+    this.transport?.pauseReading?.()
+  }
+
+  resumeInbound (): void {
+    if (!this.inboundPaused) return
+    this.inboundPaused = false
+    this.transport?.resumeReading?.()
+    const waiters = this.readableWaiters
+    this.readableWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** Resolves when the connection takes input again (or has ended): POST answers wait for it. */
+  async readable (): Promise<void> {
+    if (!this.inboundPaused || this.state === 'closed') return
+    await new Promise<void>((resolve) => { this.readableWaiters.push(resolve) })
   }
 
   /** LifetimeConnection: a client result. */
@@ -382,6 +413,7 @@ export class Connection implements LifetimeConnection {
     const wasEstablished = this.state === 'connected'
     this.state = 'closed'
     this.inbound = EMPTY
+    this.resumeInbound()
     for (const [id, pending] of this.pendingResults) {
       clearTimeout(pending.timer)
       pending.reject(new ClientResultError(`Connection '${this.connectionId}' disconnected.`))

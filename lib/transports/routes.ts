@@ -156,6 +156,9 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     if (connection.transport === undefined) return text(reply, 400, 'No transport is connected for this connection yet.')
     const body = request.body
     if (Buffer.isBuffer(body)) connection.receive(body)
+    // While the connection's messages back up, the answer waits: the client sends its next
+    // POST only after this one, so it is held back as a paused socket would be
+    await connection.readable()
     return text(reply, 200, '')
   }
 

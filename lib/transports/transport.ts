@@ -17,6 +17,13 @@ export interface Transport {
   close (): void
   /** End at once, dropping what is unsent: for a client that stopped reading. */
   abort (): void
+  /**
+   * Stop and restart reading from the client, so that TCP pushes back on it while its
+   * messages wait. Transports fed by POSTs have nothing to pause: their send endpoint waits
+   * for Connection.readable() before it answers instead.
+   */
+  pauseReading? (): void
+  resumeReading? (): void
   /** Transport-specific liveness checks, run by the shared heartbeat. */
   tick? (now: number): void
 }

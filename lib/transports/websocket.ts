@@ -40,6 +40,14 @@ export class WebSocketTransport implements Transport {
     return this.socket.bufferedAmount
   }
 
+  pauseReading (): void {
+    this.socket.pause()
+  }
+
+  resumeReading (): void {
+    this.socket.resume()
+  }
+
   abort (): void {
     this.socket.terminate()
   }
