@@ -18,6 +18,11 @@ export type FastifySignalROptions = PluginOptionsInput
 // Keys Fastify itself reads from register() options; they are not ours to validate
 const FASTIFY_REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
 
+/** The largest WebSocket message for a hub message limit (0: none); one message may hold several hub messages. */
+function maxPayloadFor (maximumReceiveMessageSize: number): number {
+  return maximumReceiveMessageSize === 0 ? 0 : Math.max(1_048_576, maximumReceiveMessageSize * 4)
+}
+
 const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastifySignalR (fastify, rawOptions) {
   const ours: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(rawOptions ?? {})) if (!FASTIFY_REGISTER_KEYS.has(k)) ours[k] = v
@@ -33,7 +38,7 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
         // ws buffers a whole message before we see it: cap it near the hub message limit
         // (several hub messages may share one WebSocket message) so a client cannot make the
         // server hold more than that plus one frame
-        maxPayload: defaults.maximumReceiveMessageSize === 0 ? 0 : Math.max(1_048_576, defaults.maximumReceiveMessageSize * 4)
+        maxPayload: maxPayloadFor(defaults.maximumReceiveMessageSize)
       },
       // Our Close messages must go out before the sockets are closed
       preClose: async function () {
@@ -51,6 +56,12 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
     if (registry.hasHub(path)) throw new DuplicateHubError(path)
     const { onRequest, preParsing, preValidation, preHandler, onResponse, onError, userId, ...hubOptions } = routeOptions
     const options = resolveHubOptions(defaults, hubOptions)
+    // ws reads maxPayload at each upgrade: a hub with a larger limit raises it
+    const wss = fastify.websocketServer as { options: { maxPayload: number } } | undefined
+    if (wss !== undefined) {
+      const needed = maxPayloadFor(options.maximumReceiveMessageSize)
+      if (wss.options.maxPayload !== 0 && (needed === 0 || needed > wss.options.maxPayload)) wss.options.maxPayload = needed
+    }
     const mapped = new MappedHub({
       path,
       hub: compileHub(definition),

@@ -167,6 +167,16 @@ export function toJsonObject (m: HubMessage): Json {
   }
 }
 
+/**
+ * A `__proto__` key is refused, as the MessagePack reader (and the official MessagePack
+ * client) refuse it: relayed to a MessagePack client it would make that client drop its
+ * connection, and in application code it invites prototype pollution.
+ */
+function refuseProto (key: string, value: unknown): unknown {
+  if (key === '__proto__') fail("The key '__proto__' is not allowed.")
+  return value
+}
+
 export class JsonHubProtocol implements HubProtocol {
   readonly name = 'json'
   readonly version = 2
@@ -177,8 +187,10 @@ export class JsonHubProtocol implements HubProtocol {
     const consumed = readRecords(data, maxMessageSize, (text) => {
       let value: unknown
       try {
-        value = JSON.parse(text)
-      } catch {
+        // The reviver costs time, so it runs only when the key could be there (plain or escaped)
+        value = text.includes('__proto__') || text.includes('\\u') ? JSON.parse(text, refuseProto) : JSON.parse(text)
+      } catch (err) {
+        if ((err as { code?: string }).code === 'FST_SIGNALR_INVALID_MESSAGE') throw err
         fail('Error reading JSON.')
       }
       const message = toHubMessage(value)
