@@ -58,12 +58,12 @@ test('a handshake that does not arrive in time is canceled', async (t) => {
   t.pass('closed')
 })
 
-test('invalid JSON after the handshake closes the connection with an error Close; others are unaffected', async (t) => {
+test('invalid JSON after the handshake closes the connection with an error Close that allows reconnect; others are unaffected', async (t) => {
   const { base } = await startServer(t)
   const bad = await rawJsonConnection(t, base, path)
   const good = await rawJsonConnection(t, base, path)
   bad.send(`{"type":1,${RS}`)
-  t.equal(await bad.next(), `{"type":7,"error":"Connection closed with an error."}${RS}`)
+  t.equal(await bad.next(), `{"type":7,"error":"Connection closed with an error.","allowReconnect":true}${RS}`)
   await bad.closed
   good.send(`{"type":1,"invocationId":"1","target":"Echo","arguments":["ok"]}${RS}`)
   t.equal(await good.next(), `{"type":3,"invocationId":"1","result":"ok"}${RS}`)
@@ -73,7 +73,7 @@ test('a field of the wrong type closes the connection with an error Close', asyn
   const { base } = await startServer(t)
   const c = await rawJsonConnection(t, base, path)
   c.send(`{"type":1,"target":5,"arguments":[]}${RS}`)
-  t.equal(await c.next(), `{"type":7,"error":"Connection closed with an error."}${RS}`)
+  t.equal(await c.next(), `{"type":7,"error":"Connection closed with an error.","allowReconnect":true}${RS}`)
 })
 
 test('unknown message types are ignored', async (t) => {

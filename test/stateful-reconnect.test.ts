@@ -100,7 +100,7 @@ test('a Sequence beyond what was received closes the connection with an error', 
   c.send(`{"protocol":"json","version":2}${RS}`)
   t.equal(await c.next(), `{}${RS}`)
   c.send(`{"type":9,"sequenceId":5}${RS}`)
-  t.equal(await c.next(), `{"type":7,"error":"Connection closed with an error."}${RS}`)
+  t.equal(await c.next(), `{"type":7,"error":"Connection closed with an error.","allowReconnect":true}${RS}`)
 })
 
 test('version 1 handshakes and clients that did not ask get no stateful reconnect', async (t) => {
