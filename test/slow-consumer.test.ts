@@ -56,11 +56,17 @@ async function reader (base: string): Promise<Reader> {
     ws.once('message', (data: Buffer) => { data.equals(HANDSHAKE_OK) ? resolve() : reject(new Error('bad handshake reply')) })
   })
   ws.on('message', (data: Buffer) => {
-    if (data.subarray(0, PREFIX.length).equals(PREFIX)) {
-      const colon = data.indexOf(0x3a, PREFIX.length)
-      const i = Number(data.subarray(PREFIX.length, colon).toString())
-      if (i !== r.received) r.errors.push(`got ${i}, expected ${r.received}`)
-      r.received = i + 1
+    // The server joins the messages of one turn into one WebSocket message: walk its records
+    for (let start = 0; start < data.length;) {
+      let end = data.indexOf(0x1e, start)
+      if (end === -1) end = data.length
+      if (data.subarray(start, start + PREFIX.length).equals(PREFIX)) {
+        const colon = data.indexOf(0x3a, start + PREFIX.length)
+        const i = Number(data.subarray(start + PREFIX.length, colon).toString())
+        if (i !== r.received) r.errors.push(`got ${i}, expected ${r.received}`)
+        r.received = i + 1
+      }
+      start = end + 1
     }
   })
   return r

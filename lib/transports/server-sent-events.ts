@@ -3,6 +3,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Connection } from '../connection.js'
 import type { Transport } from './transport.js'
+import { WriteBatch, type BatchTarget } from './write-batch.js'
 
 const LF = 0x0a
 
@@ -30,10 +31,11 @@ const DATA_PREFIX = Buffer.from('data: ')
 const CRLF = Buffer.from('\r\n')
 const CRLF_CRLF = Buffer.from('\r\n\r\n')
 
-export class ServerSentEventsTransport implements Transport {
+export class ServerSentEventsTransport implements Transport, BatchTarget {
   readonly kind = 'ServerSentEvents' as const
   readonly inherentKeepAlive = false
   private ended = false
+  private readonly batch = new WriteBatch(this)
 
   constructor (private readonly res: ServerResponse, connection: Connection) {
     res.writeHead(200, {
@@ -57,20 +59,27 @@ export class ServerSentEventsTransport implements Transport {
 
   send (frame: Buffer): void {
     if (this.ended) return
-    this.res.write(formatEvent(frame))
+    this.batch.add(frame, false)
+  }
+
+  /** One event for the whole batch: an event may carry several whole hub messages. */
+  writeBatch (data: Buffer): void {
+    if (!this.ended) this.res.write(formatEvent(data))
   }
 
   bufferedBytes (): number {
-    return this.res.writableLength
+    return this.res.writableLength + this.batch.pending
   }
 
   close (): void {
     if (this.ended) return
+    this.batch.flush()
     this.ended = true
     this.res.end()
   }
 
   abort (): void {
+    this.batch.discard()
     this.ended = true
     this.res.destroy()
   }

@@ -5,6 +5,7 @@ import type { WebSocket, RawData } from 'ws'
 import type { Connection } from '../connection.js'
 import { ConnectionClosedError } from '../errors.js'
 import type { Transport } from './transport.js'
+import { WriteBatch, type BatchTarget } from './write-batch.js'
 
 /** After our close frame the peer gets this long to answer before the socket is cut (WebSocketOptions.CloseTimeout). */
 const CLOSE_TIMEOUT_MS = 5000
@@ -15,9 +16,10 @@ function toBuffer (data: RawData): Buffer {
   return Buffer.from(data)
 }
 
-export class WebSocketTransport implements Transport {
+export class WebSocketTransport implements Transport, BatchTarget {
   readonly kind = 'WebSockets' as const
   readonly inherentKeepAlive = false
+  private readonly batch = new WriteBatch(this)
 
   constructor (private readonly socket: WebSocket, connection: Connection) {
     socket.on('message', (data: RawData) => { connection.receive(toBuffer(data)) })
@@ -33,11 +35,15 @@ export class WebSocketTransport implements Transport {
 
   send (frame: Buffer, binary: boolean): void {
     if (this.socket.readyState !== this.socket.OPEN) return
-    this.socket.send(frame, { binary })
+    this.batch.add(frame, binary)
+  }
+
+  writeBatch (data: Buffer, binary: boolean): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(data, { binary })
   }
 
   bufferedBytes (): number {
-    return this.socket.bufferedAmount
+    return this.socket.bufferedAmount + this.batch.pending
   }
 
   pauseReading (): void {
@@ -49,10 +55,13 @@ export class WebSocketTransport implements Transport {
   }
 
   abort (): void {
+    this.batch.discard()
     this.socket.terminate()
   }
 
   close (): void {
+    // What was sent before the close (the Close message above all) goes out first
+    this.batch.flush()
     if (this.socket.readyState === this.socket.OPEN) {
       this.socket.close(1000)
       const timer = setTimeout(() => { this.socket.terminate() }, CLOSE_TIMEOUT_MS)
