@@ -1,7 +1,7 @@
 // One client connection, independent of Fastify and of hubs: ids, handshake, inbound
 // reassembly and parsing, outbound writes through the bound transport, client results,
 // and the liveness checks run by the shared heartbeat.
-import { randomBytes } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import {
   ClientResultError, ClientResultRejectedError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, HubError,
@@ -50,9 +50,21 @@ interface PendingResult {
   method: string
 }
 
+// Ids are cut from a pool of random bytes refilled 256 ids at a time: one randomFillSync
+// call instead of two randomBytes calls per connection
+const ID_BYTES = 16
+const pool = Buffer.alloc(ID_BYTES * 256)
+let poolOffset = pool.length
+
 /** 16 random bytes as base64url: 22 URL-safe characters (signalr-wire.md §1.3). */
 export function newConnectionId (): string {
-  return randomBytes(16).toString('base64url')
+  if (poolOffset === pool.length) {
+    randomFillSync(pool)
+    poolOffset = 0
+  }
+  const id = pool.toString('base64url', poolOffset, poolOffset + ID_BYTES)
+  poolOffset += ID_BYTES
+  return id
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -66,7 +78,7 @@ export class Connection implements LifetimeConnection {
   readonly token: string
   readonly host: ConnectionHost
   readonly negotiateVersion: number
-  readonly items = new Map<string, unknown>()
+  private itemsMap: Map<string, unknown> | undefined
   readonly createdAt = Date.now()
   state: ConnectionState = 'negotiated'
   userId: string | undefined
@@ -81,7 +93,8 @@ export class Connection implements LifetimeConnection {
   /** True while the dispatcher runs a message: the client timeout clock is paused (as in .NET). */
   busy = false
 
-  private readonly abortController = new AbortController()
+  /** Made when someone first asks for the signal: most connections never need one. */
+  private abortController: AbortController | undefined
   private inbound: Buffer = EMPTY
   private binary = false
   private handshakeStartedAt = 0
@@ -89,7 +102,8 @@ export class Connection implements LifetimeConnection {
   private lastSentAt = 0
   private clientTimeoutArmed = false
   private stalledSince: number | undefined
-  private readonly pendingResults = new Map<string, PendingResult>()
+  // Made on first use, like items and the abort signal: an idle connection carries no Maps
+  private pendingResultsMap: Map<string, PendingResult> | undefined
   /** Set while the dispatcher has more queued than it lets a client run ahead by. */
   private inboundPaused = false
   private readableWaiters: Array<() => void> = []
@@ -117,8 +131,23 @@ export class Connection implements LifetimeConnection {
     return this.logger
   }
 
+  /** Per-connection state for the application (ctx.items). */
+  get items (): Map<string, unknown> {
+    this.itemsMap ??= new Map()
+    return this.itemsMap
+  }
+
+  private get pendingResults (): Map<string, PendingResult> {
+    this.pendingResultsMap ??= new Map()
+    return this.pendingResultsMap
+  }
+
   /** Aborted when the connection ends, for whatever reason. */
   get signal (): AbortSignal {
+    if (this.abortController === undefined) {
+      this.abortController = new AbortController()
+      if (this.state === 'closed') this.abortController.abort(new ConnectionClosedError('The connection was closed.'))
+    }
     return this.abortController.signal
   }
 
@@ -338,7 +367,7 @@ export class Connection implements LifetimeConnection {
 
   /** Routes a client's Completion to a pending client result; false if none was waiting. */
   completeClientResult (completion: CompletionMessage): boolean {
-    const pending = this.pendingResults.get(completion.invocationId)
+    const pending = this.pendingResultsMap?.get(completion.invocationId)
     if (pending === undefined) return false
     this.pendingResults.delete(completion.invocationId)
     clearTimeout(pending.timer)
@@ -414,12 +443,12 @@ export class Connection implements LifetimeConnection {
     this.state = 'closed'
     this.inbound = EMPTY
     this.resumeInbound()
-    for (const [id, pending] of this.pendingResults) {
+    for (const [id, pending] of this.pendingResultsMap ?? []) {
       clearTimeout(pending.timer)
       pending.reject(new ClientResultError(`Connection '${this.connectionId}' disconnected.`))
       this.pendingResults.delete(id)
     }
-    this.abortController.abort(error ?? new ConnectionClosedError('The connection was closed.'))
+    this.abortController?.abort(error ?? new ConnectionClosedError('The connection was closed.'))
     this.host.onClosed(this, error, wasEstablished)
   }
 

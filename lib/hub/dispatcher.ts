@@ -45,7 +45,7 @@ export class Dispatcher {
     if (state === undefined || connection.state !== 'connected') return
     const onConnected = this.hub.definition.onConnected
     if (onConnected !== undefined) {
-      const ctx = new Context(this.host, connection, undefined, connection.signal)
+      const ctx = new Context(this.host, connection, undefined)
       ctx.forbidClientResults = true
       try {
         await onConnected(ctx)
@@ -78,7 +78,7 @@ export class Dispatcher {
     const onDisconnected = this.hub.definition.onDisconnected
     if (onDisconnected === undefined || state === undefined) return
     try {
-      await onDisconnected(new Context(this.host, connection, undefined, connection.signal), error)
+      await onDisconnected(new Context(this.host, connection, undefined), error)
     } catch (err) {
       connection.log.error({ err }, 'signalr: onDisconnected threw')
     }
@@ -219,7 +219,7 @@ export class Dispatcher {
     }
     const { method, uploads } = bound
     const slot = uploads.length === 0
-    const ctx = new Context(this.host, connection, method.name, connection.signal)
+    const ctx = new Context(this.host, connection, method.name)
     if (slot) {
       state.active++
       ctx.releaseSlot = () => {

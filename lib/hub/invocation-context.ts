@@ -37,8 +37,11 @@ export class Context implements InvocationContext {
     private readonly host: ContextHost,
     private readonly connection: Connection,
     readonly method: string | undefined,
-    readonly signal: AbortSignal
+    /** A stream's own signal; other calls use the connection's, made only if read. */
+    private readonly ownSignal?: AbortSignal
   ) {}
+
+  get signal (): AbortSignal { return this.ownSignal ?? this.connection.signal }
 
   get connectionId (): string { return this.connection.connectionId }
   get userId (): string | undefined { return this.connection.userId }
