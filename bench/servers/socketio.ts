@@ -1,0 +1,22 @@
+// Socket.IO 4 peer: the same work as the hub: 'echo' answers through the ack, and
+// 'broadcastEcho' is io.emit('receive', text) to every client. Default options (JSON parser)
+// except that no client bundle is served and compression is off, as for the others.
+import http from 'node:http'
+import { Server } from 'socket.io'
+
+const httpServer = http.createServer()
+const io = new Server(httpServer, { serveClient: false, perMessageDeflate: false, httpCompression: false })
+io.on('connection', (socket) => {
+  socket.on('echo', (text: string, ack?: (reply: string) => void) => { ack?.(text) })
+  socket.on('broadcastEcho', (text: string) => { io.emit('receive', text) })
+})
+httpServer.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+  const a = httpServer.address()
+  console.log(`listening http://127.0.0.1:${typeof a === 'object' && a !== null ? a.port : 0}`)
+})
+function stop (): void {
+  setTimeout(() => { process.exit(0) }, 2000).unref()
+  void io.close(() => { process.exit(0) })
+}
+process.on('SIGTERM', stop)
+process.on('SIGINT', stop)
