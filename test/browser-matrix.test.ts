@@ -13,7 +13,7 @@ import { transform } from 'esbuild'
 import type { FastifyRequest } from 'fastify'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { test } from 'tap'
-import type { ProtocolName, TransportName } from './fixtures/client.js'
+import { VALID_MATRIX, type ProtocolName, type TransportName } from './fixtures/client.js'
 import type { Check } from './fixtures/scenario.js'
 import { startServer } from './fixtures/server.js'
 
@@ -21,13 +21,7 @@ const CHROMIUM = '/usr/bin/chromium'
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
-const matrix: Array<[TransportName, ProtocolName]> = [
-  ['WebSockets', 'json'],
-  ['ServerSentEvents', 'json'],
-  ['LongPolling', 'json'],
-  ['WebSockets', 'messagepack'],
-  ['LongPolling', 'messagepack']
-]
+const matrix = VALID_MATRIX
 
 const fromRoot = (path: string): URL => new URL(`../${path}`, import.meta.url)
 

@@ -1,16 +1,10 @@
 // The scenario through the official Node client over every valid transport and protocol.
 import { test } from 'tap'
-import { connect, type ProtocolName, type TransportName } from './fixtures/client.js'
+import { connect, VALID_MATRIX } from './fixtures/client.js'
 import { runScenario } from './fixtures/scenario.js'
 import { startServer } from './fixtures/server.js'
 
-const matrix: Array<[TransportName, ProtocolName]> = [
-  ['WebSockets', 'json'],
-  ['ServerSentEvents', 'json'],
-  ['LongPolling', 'json'],
-  ['WebSockets', 'messagepack'],
-  ['LongPolling', 'messagepack']
-]
+const matrix = VALID_MATRIX
 
 for (const [transport, protocol] of matrix) {
   test(`scenario over ${transport} / ${protocol}`, async (t) => {

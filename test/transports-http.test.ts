@@ -529,15 +529,17 @@ test('SSE: a MessagePack handshake is refused with the transfer-format handshake
 // =============================================================================================
 // Status codes shared by the transports (signalr-wire.md §2.0, §2.4)
 
+/** The four requests that carry a connection id: poll, event stream, send, DELETE. */
+const EVERY_TRANSPORT_REQUEST: Array<[string, string, Record<string, string>]> = [
+  ['long poll', 'GET', {}],
+  ['event stream', 'GET', { accept: 'text/event-stream' }],
+  ['send', 'POST', { 'content-type': 'text/plain;charset=UTF-8' }],
+  ['DELETE', 'DELETE', {}]
+]
+
 test('a transport request without an id: 400 Connection ID required', async (t) => {
   const server = await startServer(t, { hub, path: PATH })
-  const cases: Array<[string, string, Record<string, string>]> = [
-    ['long poll', 'GET', {}],
-    ['event stream', 'GET', { accept: 'text/event-stream' }],
-    ['send', 'POST', { 'content-type': 'text/plain;charset=UTF-8' }],
-    ['DELETE', 'DELETE', {}]
-  ]
-  for (const [name, method, headers] of cases) {
+  for (const [name, method, headers] of EVERY_TRANSPORT_REQUEST) {
     const res = await request(method, server.url, { headers, body: method === 'POST' ? `{"type":6}${RS}` : undefined })
     t.equal(res.status, 400, `${name}: 400`)
     t.equal(res.text, 'Connection ID required', `${name}: the spec's text`)
@@ -548,13 +550,7 @@ test('a transport request without an id: 400 Connection ID required', async (t) 
 test('a transport request with an unknown id: 404 No Connection with that ID', async (t) => {
   const server = await startServer(t, { hub, path: PATH })
   const url = `${server.url}?id=AAAAAAAAAAAAAAAAAAAAAA`
-  const cases: Array<[string, string, Record<string, string>]> = [
-    ['long poll', 'GET', {}],
-    ['event stream', 'GET', { accept: 'text/event-stream' }],
-    ['send', 'POST', { 'content-type': 'text/plain;charset=UTF-8' }],
-    ['DELETE', 'DELETE', {}]
-  ]
-  for (const [name, method, headers] of cases) {
+  for (const [name, method, headers] of EVERY_TRANSPORT_REQUEST) {
     const res = await request(method, url, { headers, body: method === 'POST' ? `{"type":6}${RS}` : undefined })
     t.equal(res.status, 404, `${name}: 404`)
     t.equal(res.text, 'No Connection with that ID', `${name}: the spec's text`)

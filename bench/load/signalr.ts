@@ -7,7 +7,7 @@ import WebSocket from 'ws'
 import type { HubMessage } from '../../lib/protocol/messages.js'
 import { messagePackHubProtocol } from '../../lib/protocol/msgpack.js'
 import { makeAgent, request } from './http.js'
-import { Pending, withTimeout, type DialOptions, type LoadConnection, type Protocol } from './wire.js'
+import { closeWebSocket, Pending, withTimeout, type DialOptions, type LoadConnection, type Protocol } from './wire.js'
 
 const RS = 0x1e
 const RS_CHAR = '\u001e'
@@ -134,14 +134,7 @@ class WsHubConnection extends HubConnectionBase {
 
   async close (): Promise<void> {
     this.closed = true
-    if (this.ws.readyState === WebSocket.CLOSED) return
-    const done = new Promise<void>((resolve) => { this.ws.once('close', () => { resolve() }) })
-    this.ws.close(1000)
-    try {
-      await withTimeout(done, 1000, 'close')
-    } catch {
-      this.ws.terminate()
-    }
+    await closeWebSocket(this.ws)
   }
 }
 

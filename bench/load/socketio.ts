@@ -5,7 +5,7 @@
 import type http from 'node:http'
 import WebSocket from 'ws'
 import { makeAgent, request } from './http.js'
-import { Pending, withTimeout, type DialOptions, type LoadConnection } from './wire.js'
+import { closeWebSocket, Pending, withTimeout, type DialOptions, type LoadConnection } from './wire.js'
 
 const PACKET_SEPARATOR = '\u001e'
 
@@ -107,14 +107,7 @@ class SioWsConnection extends SioConnectionBase {
 
   async close (): Promise<void> {
     this.closed = true
-    if (this.ws.readyState === WebSocket.CLOSED) return
-    const done = new Promise<void>((resolve) => { this.ws.once('close', () => { resolve() }) })
-    this.ws.close(1000)
-    try {
-      await withTimeout(done, 1000, 'close')
-    } catch {
-      this.ws.terminate()
-    }
+    await closeWebSocket(this.ws)
   }
 }
 

@@ -1,4 +1,6 @@
 // What every scenario needs from one client connection, whatever the server speaks.
+import WebSocket from 'ws'
+
 export type Family = 'signalr' | 'socketio'
 export type Transport = 'ws' | 'lp'
 export type Protocol = 'json' | 'messagepack'
@@ -54,6 +56,18 @@ export class Pending<T> {
   rejectAll (error: Error): void {
     for (const w of this.waiting.values()) w.reject(error)
     this.waiting.clear()
+  }
+}
+
+/** A clean close, or a cut one if the server does not answer within a second. */
+export async function closeWebSocket (ws: WebSocket): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) return
+  const done = new Promise<void>((resolve) => { ws.once('close', () => { resolve() }) })
+  ws.close(1000)
+  try {
+    await withTimeout(done, 1000, 'close')
+  } catch {
+    ws.terminate()
   }
 }
 

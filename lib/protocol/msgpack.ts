@@ -112,39 +112,19 @@ export function toHubMessage (value: unknown): HubMessage | undefined {
     if (items.length < count) fail(`Invalid payload for ${kind} message.`)
   }
   switch (type) {
-    case MessageType.Invocation: {
-      need(5)
-      const headers = readHeaders(kind, items[1])
-      const id = items[2]
-      // nil or '' is a non-blocking call, as in the .NET reader
-      if (id !== null && typeof id !== 'string') invalid(kind, 'invocationId must be a string or nil.')
-      const target = requireTarget(kind, items[3])
-      const args = requireArguments(kind, items[4])
-      const streamIds = readStreamIds(kind, items)
-      return {
-        type,
-        ...(headers !== undefined && { headers }),
-        ...(id !== null && id !== '' && { invocationId: id }),
-        target,
-        arguments: args,
-        ...(streamIds !== undefined && { streamIds })
-      }
-    }
+    case MessageType.Invocation:
     case MessageType.StreamInvocation: {
       need(5)
       const headers = readHeaders(kind, items[1])
-      const invocationId = requireId(kind, items[2])
       const target = requireTarget(kind, items[3])
       const args = requireArguments(kind, items[4])
       const streamIds = readStreamIds(kind, items)
-      return {
-        type,
-        ...(headers !== undefined && { headers }),
-        invocationId,
-        target,
-        arguments: args,
-        ...(streamIds !== undefined && { streamIds })
-      }
+      const common = { ...(headers !== undefined && { headers }), target, arguments: args, ...(streamIds !== undefined && { streamIds }) }
+      if (type === MessageType.StreamInvocation) return { type, invocationId: requireId(kind, items[2]), ...common }
+      const id = items[2]
+      // nil or '' is a non-blocking call, as in the .NET reader
+      if (id !== null && typeof id !== 'string') invalid(kind, 'invocationId must be a string or nil.')
+      return { type, ...(id !== null && id !== '' && { invocationId: id }), ...common }
     }
     case MessageType.StreamItem: {
       need(4)
