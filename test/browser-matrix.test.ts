@@ -5,25 +5,16 @@
 // token arrives: the browser client puts it in the `access_token` query parameter on the
 // WebSocket upgrade and the SSE GET (browsers cannot set headers there) and in the
 // Authorization header everywhere else (signalr-wire.md §2.1, §2.2, §7).
-import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { transform } from 'esbuild'
 import type { FastifyRequest } from 'fastify'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { test } from 'tap'
+import { browserBundles, chromiumSkip, fromRoot, launchChromium } from './fixtures/browser.js'
 import { VALID_MATRIX, type ProtocolName, type TransportName } from './fixtures/client.js'
 import type { Check } from './fixtures/scenario.js'
 import { startServer } from './fixtures/server.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync']
-
 const matrix = VALID_MATRIX
-
-const fromRoot = (path: string): URL => new URL(`../${path}`, import.meta.url)
 
 // The page: the two UMD bundles as an application includes them, then a module that imports
 // the shared scenario and exposes one entry point for the test to call
@@ -95,8 +86,7 @@ const EXPECTED_KINDS: Record<TransportName, Kind[]> = {
   LongPolling: ['negotiate', 'poll', 'send', 'delete']
 }
 
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (.ci/run installs the chromium package)`
-if (skip !== false) console.log(`# skipping the browser matrix: ${skip}`)
+const skip = chromiumSkip('the browser matrix')
 
 test('the shared scenario in headless Chromium with the official browser bundles', { skip }, async (t) => {
   // The scenario module, transpiled as is; it imports only types, so it needs no bundling
@@ -104,8 +94,7 @@ test('the shared scenario in headless Chromium with the official browser bundles
     loader: 'ts', format: 'esm', target: 'es2022', sourcefile: 'scenario.ts'
   })).code
   t.notMatch(scenarioJs, /^\s*import\s/m, 'the transpiled scenario has no runtime imports to resolve in the page')
-  const signalrJs = await readFile(fromRoot('node_modules/@microsoft/signalr/dist/browser/signalr.js'))
-  const msgpackJs = await readFile(fromRoot('node_modules/@microsoft/signalr-protocol-msgpack/dist/browser/signalr-protocol-msgpack.js'))
+  const { signalr: signalrJs, msgpack: msgpackJs } = await browserBundles()
 
   const arrivals: Arrival[] = []
   const server = await startServer(t, {
@@ -128,14 +117,7 @@ test('the shared scenario in headless Chromium with the official browser bundles
     }
   })
 
-  const userDataDir = await mkdtemp(join(tmpdir(), 'signalr-chromium-'))
-  let context: BrowserContext | undefined
-  t.teardown(async () => {
-    await context?.close()
-    await rm(userDataDir, { recursive: true, force: true })
-  })
-  context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS })
-  const page: Page = context.pages()[0] ?? await context.newPage()
+  const { page } = await launchChromium(t)
   const pageErrors: string[] = []
   page.on('pageerror', (err) => { pageErrors.push(err.message) })
   await page.goto(`${server.base}/browser/`)
