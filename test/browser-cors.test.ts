@@ -17,7 +17,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import cors from '@fastify/cors'
 import { test } from 'tap'
 import signalr from '../index.js'
-import { browserBundles, chromiumSkip, launchChromium } from './fixtures/browser.js'
+import { browserBundles, chromiumSkip, classify, launchChromium, type Kind } from './fixtures/browser.js'
 import type { TransportName } from './fixtures/client.js'
 import { scenarioHub } from './fixtures/scenario-hub.js'
 
@@ -71,7 +71,6 @@ interface Outcome {
   logs: string[]
 }
 
-type Kind = 'preflight' | 'negotiate' | 'ws' | 'sse' | 'poll' | 'send' | 'delete' | 'other'
 
 interface Seen {
   kind: Kind
@@ -85,19 +84,6 @@ interface Seen {
   allowCredentials?: string
 }
 
-function classify (request: FastifyRequest): Kind {
-  const path = request.url.split('?')[0]
-  if (request.method === 'OPTIONS') return 'preflight'
-  if (request.method === 'POST' && path.endsWith('/negotiate')) return 'negotiate'
-  if (request.method === 'GET') {
-    if (request.headers.upgrade?.toLowerCase() === 'websocket') return 'ws'
-    if ((request.headers.accept ?? '').includes('text/event-stream')) return 'sse'
-    return 'poll'
-  }
-  if (request.method === 'POST') return 'send'
-  if (request.method === 'DELETE') return 'delete'
-  return 'other'
-}
 
 /** The requests each transport makes after its preflights (the browser caches some of those). */
 const EXPECTED_KINDS: Record<TransportName, Kind[]> = {

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises'
 import { transform } from 'esbuild'
 import type { FastifyRequest } from 'fastify'
 import { test } from 'tap'
-import { browserBundles, chromiumSkip, fromRoot, launchChromium } from './fixtures/browser.js'
+import { browserBundles, chromiumSkip, classify, fromRoot, launchChromium, type Kind } from './fixtures/browser.js'
 import { VALID_MATRIX, type ProtocolName, type TransportName } from './fixtures/client.js'
 import type { Check } from './fixtures/scenario.js'
 import { startServer } from './fixtures/server.js'
@@ -52,7 +52,6 @@ window.matrixReady = true
 </head><body></body></html>
 `
 
-type Kind = 'negotiate' | 'ws' | 'sse' | 'poll' | 'send' | 'delete' | 'other'
 
 interface Arrival {
   kind: Kind
@@ -61,22 +60,10 @@ interface Arrival {
   accessToken: string | undefined
 }
 
-function classify (request: FastifyRequest): Kind {
-  const path = request.url.split('?')[0]
-  if (request.method === 'POST' && path.endsWith('/negotiate')) return 'negotiate'
-  if (request.method === 'GET') {
-    if (request.headers.upgrade?.toLowerCase() === 'websocket') return 'ws'
-    if ((request.headers.accept ?? '').includes('text/event-stream')) return 'sse'
-    return 'poll'
-  }
-  if (request.method === 'POST') return 'send'
-  if (request.method === 'DELETE') return 'delete'
-  return 'other'
-}
 
 /** Where the browser client must put the token, per request kind (signalr-wire.md §7). */
 const TOKEN_IN_QUERY: Record<Kind, boolean> = {
-  negotiate: false, ws: true, sse: true, poll: false, send: false, delete: false, other: false
+  preflight: false, negotiate: false, ws: true, sse: true, poll: false, send: false, delete: false, other: false
 }
 
 /** The transport requests each transport must have made. */
