@@ -54,7 +54,7 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
   fastify.decorate('hub', function hub (this: FastifyInstance, path: string, definition: HubDefinition, routeOptions: HubRouteOptions = {}) {
     checkName('hub path', path)
     if (registry.hasHub(path)) throw new DuplicateHubError(path)
-    const { onRequest, preParsing, preValidation, preHandler, onResponse, onError, userId, ...hubOptions } = routeOptions
+    const { onRequest, preParsing, preValidation, preHandler, onResponse, onError, userId, asyncapi, ...hubOptions } = routeOptions
     const options = resolveHubOptions(defaults, hubOptions)
     // ws reads maxPayload at each upgrade: a hub with a larger limit raises it
     const wss = fastify.websocketServer as { options: { maxPayload: number } } | undefined
@@ -69,10 +69,11 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
       lifetime: new MemoryHubLifetimeManager(),
       log: this.log,
       userId: userId ?? undefined,
-      forget: (connection) => { registry.forget(connection) }
+      forget: (connection) => { registry.forget(connection) },
+      asyncapi: typeof asyncapi === 'object' ? asyncapi : undefined
     })
     registry.addHub(mapped)
-    mapHubRoutes(this, mapped, registry, { onRequest, preParsing, preValidation, preHandler, onResponse, onError })
+    mapHubRoutes(this, mapped, registry, { onRequest, preParsing, preValidation, preHandler, onResponse, onError }, asyncapi !== undefined && asyncapi !== false)
     return this
   })
 

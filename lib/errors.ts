@@ -14,6 +14,9 @@ export const DuplicateHubError = createError<[string]>(
 export const UnknownHubError = createError<[string]>(
   'FST_SIGNALR_UNKNOWN_HUB', "No hub is mapped at path '%s'", 500)
 
+export const HubMismatchError = createError<[string]>(
+  'FST_SIGNALR_HUB_MISMATCH', "The hub mapped at '%s' is not the definition given to app.signalr.hub()", 500)
+
 export const InvalidArgumentError = createError<[string, string]>(
   'FST_SIGNALR_INVALID_ARGUMENT', 'Invalid %s: %s', 500, TypeError)
 
@@ -62,3 +65,11 @@ export const OutboundBufferFullError = createError<[number]>(
 
 export const ServerShutdownError = createError(
   'FST_SIGNALR_SHUTDOWN', 'The server is shutting down.', 503)
+
+/** A client answered a client result with a value its method's `returns` schema refuses. */
+export const InvalidClientResultError = createError<[string, string, string]>(
+  'FST_SIGNALR_INVALID_CLIENT_RESULT', "The result of client method '%s' from connection '%s' is invalid: %s.", 500)
+
+/** With validateClientArguments on: a send() or invoke() whose arguments the `client` schemas refuse. */
+export const InvalidClientArgumentError = createError<[string, string]>(
+  'FST_SIGNALR_INVALID_CLIENT_ARGUMENT', "Invalid call of client method '%s': %s.", 500, TypeError)

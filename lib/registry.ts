@@ -2,11 +2,11 @@
 // heartbeat that drives every connection's timers, and shutdown.
 import type { FastifyBaseLogger } from 'fastify'
 import { Connection, newConnectionId } from './connection.js'
-import { UnknownHubError } from './errors.js'
+import { HubMismatchError, UnknownHubError } from './errors.js'
 import type { MappedHub } from './hub/mapped-hub.js'
 import { LongPollingTransport } from './transports/long-polling.js'
 import { checkName } from './names.js'
-import type { HubContext, SignalRRegistry } from '../types/index.js'
+import type { ClientMethodsOf, HubContext, HubDefinition, SignalRRegistry } from '../types/index.js'
 
 export class Registry implements SignalRRegistry {
   private readonly hubs = new Map<string, MappedHub>()
@@ -39,10 +39,12 @@ export class Registry implements SignalRRegistry {
     this.tickMs = Math.max(5, Math.min(this.tickMs, Math.floor(tightest / 4)))
   }
 
-  hub (path: string): HubContext {
+  hub<H extends HubDefinition = HubDefinition> (path: string, definition?: H): HubContext<ClientMethodsOf<H>> {
     const hub = this.hubs.get(normalizePath(checkName('hub path', path)))
     if (hub === undefined) throw new UnknownHubError(path)
-    return hub.hubContext
+    // Naming the hub types its proxies; it must then be the hub that is mapped there
+    if (definition !== undefined && hub.definition !== definition) throw new HubMismatchError(path)
+    return hub.hubContext as unknown as HubContext<ClientMethodsOf<H>>
   }
 
   /** A new connection, known by its token until it closes. v0 clients use the id as token. */

@@ -1,8 +1,9 @@
 // Compile-time tests of the public types: `npm test` runs tsc over this file, so every
-// `npm test` runs tsc over this file, so every expect-error directive below must stay an error
+// expect-error directive below must stay an error, and test/type-mistakes.test.ts checks that
+// each one fails with the code it names.
 import Fastify from 'fastify'
 import Type from 'typebox'
-import signalr, { defineHub, type HubContext, type InvocationContext } from '../index.js'
+import signalr, { defineHub, type AsyncApiDocument, type HubContext, type InvocationContext } from '../index.js'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T> (_value: T): void {}
@@ -58,28 +59,28 @@ defineHub({
 
 defineHub({
   methods: {
-    // @ts-expect-error a string argument cannot be used as a number
+    // @ts-expect-error TS2322 a string argument cannot be used as a number
     Wrong: { args: [Type.String()], handler: (_ctx, s) => { const n: number = s; return n } }
   }
 })
 
 defineHub({
   methods: {
-    // @ts-expect-error the handler returns a string where `returns` says number
+    // @ts-expect-error TS2322 the handler returns a string where `returns` says number
     WrongResult: { args: [], returns: Type.Number(), handler: () => 'x' }
   }
 })
 
 defineHub({
   methods: {
-    // @ts-expect-error a stream of strings cannot yield numbers
+    // @ts-expect-error TS2322 a stream of strings cannot yield numbers
     WrongStream: { args: [], stream: Type.String(), async * handler () { yield 1 } }
   }
 })
 
 defineHub({
   methods: {
-    // @ts-expect-error one argument schema, two handler parameters
+    // @ts-expect-error TS2322 one argument schema, two handler parameters
     TooMany: { args: [Type.String()], handler: (_ctx, _a: string, _b: string) => undefined }
   }
 })
@@ -87,7 +88,7 @@ defineHub({
 async function decorators (): Promise<void> {
   const app = Fastify()
   await app.register(signalr, { keepAliveInterval: 5000, transports: ['WebSockets'] })
-  // @ts-expect-error an unknown transport name
+  // @ts-expect-error TS2769 an unknown transport name
   await app.register(signalr, { transports: ['Pigeon'] })
   const hub = defineHub({ methods: {} })
   app.hub('/hubs/x', hub, { userId: (request) => request.headers['x-user'] as string | undefined, preHandler: async () => {} })
@@ -98,7 +99,78 @@ async function decorators (): Promise<void> {
   expectType<Promise<boolean>>(ctx.isUserOnline('u'))
   const n: Promise<number> = ctx.clients.client('id').invoke<number>('Ask')
   expectType<Promise<number>>(n)
-  // @ts-expect-error broadcasts cannot wait for client results
+  // @ts-expect-error TS2339 broadcasts cannot wait for client results
   void ctx.clients.all.invoke('Ask')
 }
 void decorators
+
+// A hub that declares its client methods: every proxy is typed by them
+const typed = defineHub({
+  methods: {
+    Send: {
+      args: [Type.String(), Type.String()],
+      async handler (ctx, user, text) {
+        await ctx.clients.all.send('ReceiveMessage', user, text)
+        await ctx.clients.group('g').send('ReceiveMessage', user, text)
+        await ctx.clients.others.send('Notice', 3)
+        await ctx.hub.clients.user('u').send('ReceiveMessage', 'a', 'b')
+        // @ts-expect-error TS2345 a misspelled client method
+        await ctx.clients.all.send('RecieveMessage', user, text)
+        // @ts-expect-error TS2345 a wrong argument type
+        await ctx.clients.all.send('ReceiveMessage', user, 42)
+        // @ts-expect-error TS2554 a missing argument
+        await ctx.clients.caller.send('ReceiveMessage', user)
+      }
+    },
+    Ask: {
+      args: [Type.String()],
+      returns: Type.Boolean(),
+      async handler (ctx, question) {
+        const answer = await ctx.clients.caller.invoke('Confirm', question)
+        assert<Equal<typeof answer, boolean>>()
+        const picked = await ctx.clients.client('id').invoke('Pick', [1, 2])
+        assert<Equal<typeof picked, number>>()
+        // @ts-expect-error TS2345 a method without `returns` cannot be invoked
+        await ctx.clients.caller.invoke('ReceiveMessage', 'a', 'b')
+        // @ts-expect-error TS2345 a wrong argument type in a client result
+        await ctx.clients.caller.invoke('Confirm', 1)
+        // @ts-expect-error TS2344 the typed invoke takes no result type: the schema gives it
+        await ctx.clients.caller.invoke<number>('Confirm', question)
+        return answer
+      }
+    }
+  },
+  client: {
+    ReceiveMessage: { args: [Type.String(), Type.String()] },
+    Notice: { args: [Type.Integer()] },
+    Confirm: { args: [Type.String()], returns: Type.Boolean() },
+    Pick: { args: [Type.Array(Type.Integer())], returns: Type.Integer() }
+  },
+  async onConnected (ctx) {
+    await ctx.clients.others.send('Notice', 1)
+    // @ts-expect-error TS2345 onConnected's proxies are typed too
+    await ctx.clients.others.send('Notice', 'one')
+  }
+})
+
+async function typedOutside (): Promise<void> {
+  const app = Fastify()
+  app.hub('/hubs/typed', typed)
+  // Naming the hub (checked at run time) or its type gives the typed proxies
+  const byValue = app.signalr.hub('/hubs/typed', typed)
+  await byValue.clients.all.send('ReceiveMessage', 'a', 'b')
+  const answer = await byValue.clients.client('id').invoke('Confirm', 'sure?')
+  assert<Equal<typeof answer, boolean>>()
+  // @ts-expect-error TS2345 a misspelled client method from outside the hub
+  await byValue.clients.all.send('Recieve', 'a', 'b')
+  const byType = app.signalr.hub<typeof typed>('/hubs/typed')
+  // @ts-expect-error TS2345 a wrong argument type from outside the hub
+  await byType.clients.group('g').send('Notice', '1')
+  // Without a hub named it stays untyped, exactly as before
+  await app.signalr.hub('/hubs/typed').clients.all.send('Anything', 1, {})
+  expectType<AsyncApiDocument>(byType.asyncapi({ host: 'example.com', secure: true }))
+  app.hub('/hubs/contract', typed, { asyncapi: { title: 'Chat', version: '1.2.0' } })
+  // @ts-expect-error TS2322 asyncapi options are checked
+  app.hub('/hubs/contract2', typed, { asyncapi: { title: 1 } })
+}
+void typedOutside

@@ -3,17 +3,37 @@
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
 import type { Static, TSchema } from 'typebox'
 import type { HubOptionsInput } from '../lib/options.js'
+import type { AsyncApiDocument, AsyncApiOptions, AsyncApiRequest } from './asyncapi.js'
 
 export type { HubOptionsInput as HubOptions }
+export type * from './asyncapi.js'
 
-/** A target that reaches zero or more connections. */
-export interface ClientProxy {
+/**
+ * The methods a hub may call on its clients, as TypeScript types: what defineHub's `client`
+ * schemas give. `undefined` (no `client` declared) leaves every proxy untyped.
+ */
+export type ClientMethodTypes = Record<string, ClientMethodType>
+
+/** One client method as types. */
+export interface ClientMethodType {
+  args: unknown[]
+  /** What the client's handler answers with; `undefined` for a method without `returns`. */
+  result: unknown
+  /** Whether the method declares `returns`, and so may be called with invoke(). */
+  answers: boolean
+}
+
+/** The client methods that declare `returns`: the ones invoke() may call. */
+export type AnsweringMethods<C extends ClientMethodTypes> = { [K in keyof C]: C[K]['answers'] extends true ? K : never }[keyof C] & string
+
+/** A target that reaches zero or more connections, on a hub that declares no `client`. */
+export interface UntypedClientProxy {
   /** Sends an Invocation without an invocationId; resolves once it is queued on every target. */
   send (method: string, ...args: unknown[]): Promise<void>
 }
 
 /** A target that reaches exactly one connection, which can also answer (client results). */
-export interface SingleClientProxy extends ClientProxy {
+export interface UntypedSingleClientProxy extends UntypedClientProxy {
   /**
    * Calls a client method and resolves with the value its handler returns. Rejects when the
    * client answers with an error, disconnects, or clientResultTimeout passes.
@@ -21,23 +41,45 @@ export interface SingleClientProxy extends ClientProxy {
   invoke<T = unknown> (method: string, ...args: unknown[]): Promise<T>
 }
 
-export interface HubClients {
-  readonly all: ClientProxy
-  client (connectionId: string): SingleClientProxy
-  clients (connectionIds: readonly string[]): ClientProxy
-  allExcept (excludedConnectionIds: readonly string[]): ClientProxy
-  group (groupName: string): ClientProxy
-  groups (groupNames: readonly string[]): ClientProxy
-  groupExcept (groupName: string, excludedConnectionIds: readonly string[]): ClientProxy
-  user (userId: string): ClientProxy
-  users (userIds: readonly string[]): ClientProxy
+/** A target on a hub that declares `client`: method names and arguments are checked. */
+export interface TypedClientProxy<C extends ClientMethodTypes> {
+  /** Sends an Invocation without an invocationId; resolves once it is queued on every target. */
+  send<K extends keyof C & string> (method: K, ...args: C[K]['args']): Promise<void>
+}
+
+export interface TypedSingleClientProxy<C extends ClientMethodTypes> extends TypedClientProxy<C> {
+  /**
+   * Calls a client method that declares `returns` and resolves with its answer, checked
+   * against that schema: an answer that fails it rejects with FST_SIGNALR_INVALID_CLIENT_RESULT.
+   */
+  invoke<K extends AnsweringMethods<C>> (method: K, ...args: C[K]['args']): Promise<C[K]['result']>
+}
+
+/** A target that reaches zero or more connections. */
+export type ClientProxy<C extends ClientMethodTypes | undefined = undefined> =
+  [C] extends [ClientMethodTypes] ? TypedClientProxy<C> : UntypedClientProxy
+
+/** A target that reaches exactly one connection, which can also answer (client results). */
+export type SingleClientProxy<C extends ClientMethodTypes | undefined = undefined> =
+  [C] extends [ClientMethodTypes] ? TypedSingleClientProxy<C> : UntypedSingleClientProxy
+
+export interface HubClients<C extends ClientMethodTypes | undefined = undefined> {
+  readonly all: ClientProxy<C>
+  client (connectionId: string): SingleClientProxy<C>
+  clients (connectionIds: readonly string[]): ClientProxy<C>
+  allExcept (excludedConnectionIds: readonly string[]): ClientProxy<C>
+  group (groupName: string): ClientProxy<C>
+  groups (groupNames: readonly string[]): ClientProxy<C>
+  groupExcept (groupName: string, excludedConnectionIds: readonly string[]): ClientProxy<C>
+  user (userId: string): ClientProxy<C>
+  users (userIds: readonly string[]): ClientProxy<C>
 }
 
 /** The caller-relative targets a hub method sees. */
-export interface HubCallerClients extends HubClients {
-  readonly caller: SingleClientProxy
-  readonly others: ClientProxy
-  othersInGroup (groupName: string): ClientProxy
+export interface HubCallerClients<C extends ClientMethodTypes | undefined = undefined> extends HubClients<C> {
+  readonly caller: SingleClientProxy<C>
+  readonly others: ClientProxy<C>
+  othersInGroup (groupName: string): ClientProxy<C>
 }
 
 export interface GroupManager {
@@ -68,16 +110,21 @@ export interface CloseOptions {
 }
 
 /** What code outside a hub (routes, timers, workers) gets from app.signalr.hub(path). */
-export interface HubContext extends Presence {
+export interface HubContext<C extends ClientMethodTypes | undefined = undefined> extends Presence {
   readonly path: string
-  readonly clients: HubClients
+  readonly clients: HubClients<C>
   readonly groups: GroupManager
   /** Ends a connection with a Close message; a no-op for an unknown id. */
   close (connectionId: string, options?: CloseOptions): Promise<void>
+  /**
+   * The hub's AsyncAPI 3.0 document, generated from its schemas. `host` names the servers
+   * (default: the route option's `asyncapi.host`, else `localhost`).
+   */
+  asyncapi (options?: AsyncApiRequest): AsyncApiDocument
 }
 
 /** The context of one invocation (or of onConnected/onDisconnected). */
-export interface InvocationContext {
+export interface InvocationContext<C extends ClientMethodTypes | undefined = undefined> {
   readonly connectionId: string
   /** From the hub's userId resolver, computed once when the connection is established. */
   readonly userId: string | undefined
@@ -87,10 +134,10 @@ export interface InvocationContext {
   readonly request: FastifyRequest
   /** Aborts on disconnect and, for streams, on CancelInvocation. */
   readonly signal: AbortSignal
-  readonly clients: HubCallerClients
+  readonly clients: HubCallerClients<C>
   readonly groups: GroupManager
   /** The hub's own context: presence queries and sends without a caller. */
-  readonly hub: HubContext
+  readonly hub: HubContext<C>
   /** The method being invoked; undefined in onConnected/onDisconnected. */
   readonly method: string | undefined
   /** Ends the connection with a Close without error that does not allow reconnect (Context.Abort()). */
@@ -100,16 +147,21 @@ export interface InvocationContext {
 }
 
 type ArgsOf<A extends readonly TSchema[]> = { -readonly [K in keyof A]: A[K] extends TSchema ? Static<A[K]> : never }
+type ItemsOf<U> = U extends readonly TSchema[]
+  ? { -readonly [K in keyof U]: U[K] extends TSchema ? Static<U[K]> : never }
+  : []
 type UploadsOf<U> = U extends readonly TSchema[]
   ? { -readonly [K in keyof U]: U[K] extends TSchema ? AsyncIterable<Static<U[K]>> : never }
   : []
-type ResultOf<R, S> = [S] extends [TSchema]
-  ? AsyncIterable<Static<S>> | Promise<AsyncIterable<Static<S>>>
-  : [R] extends [TSchema] ? Static<R> | Promise<Static<R>> : unknown
+type IsSchema<T> = [T] extends [never] ? false : [T] extends [TSchema] ? true : false
+type ResultOf<R, S> = IsSchema<S> extends true
+  ? AsyncIterable<Static<S & TSchema>> | Promise<AsyncIterable<Static<S & TSchema>>>
+  : IsSchema<R> extends true ? Static<R & TSchema> | Promise<Static<R & TSchema>> : unknown
 type At<T, K> = K extends keyof T ? T[K] : undefined
 
 /** Decides whether the caller may invoke a method; false (or a throw) refuses it. */
-export type MethodAuthorizer = (ctx: InvocationContext, args: readonly unknown[]) => boolean | Promise<boolean>
+export type MethodAuthorizer<C extends ClientMethodTypes | undefined = undefined> =
+  (ctx: InvocationContext<C>, args: readonly unknown[]) => boolean | Promise<boolean>
 
 export interface MethodDefinition {
   /** One schema per positional argument; the handler's parameters are typed from them. */
@@ -125,35 +177,106 @@ export interface MethodDefinition {
   handler: (ctx: InvocationContext, ...args: never[]) => unknown
 }
 
+/** A method the server may call on its clients, declared in defineHub's `client`. */
+export interface ClientMethodDefinition {
+  /** One schema per positional argument the server sends. */
+  args: readonly TSchema[]
+  /**
+   * The schema of the client's answer. Only a method that declares it can be called with
+   * invoke() (a client result); every answer is checked against it.
+   */
+  returns?: TSchema
+}
+
+export type ClientMethodDefinitions = Record<string, ClientMethodDefinition>
+
+/** The types a `client` declaration gives; `undefined` when the hub declares none. */
+export type ClientTypesOf<C> = [C] extends [ClientMethodDefinitions]
+  ? { [K in keyof C]: {
+      args: ArgsOf<C[K]['args']>
+      result: C[K] extends { returns: infer R extends TSchema } ? Static<R> : undefined
+      answers: C[K] extends { returns: TSchema } ? true : false
+    } }
+  : undefined
+
+/** One hub method as its callers see it. */
+export interface ServerMethodType {
+  /** The positional arguments. */
+  args: unknown[]
+  /** The item type of each upload stream, passed after `args`. */
+  uploads: unknown[]
+  /** What invoke() resolves with: the `returns` schema's type, else unknown. */
+  result: unknown
+  /** The item type of a server-to-client stream; never for a method that does not stream. */
+  item: unknown
+  streaming: boolean
+}
+
+export type ServerMethodTypes = Record<string, ServerMethodType>
+
+/** Both directions of a hub's contract, as types. */
+export interface HubTypes {
+  server: ServerMethodTypes
+  client: ClientMethodTypes | undefined
+}
+
+/** The server half of the contract that defineHub() infers. */
+export type ServerTypesOf<A, R, S, U> = { [K in keyof A]: {
+  args: A[K] extends readonly TSchema[] ? ArgsOf<A[K]> : never
+  uploads: ItemsOf<At<U, K>>
+  result: IsSchema<At<S, K>> extends true ? undefined : IsSchema<At<R, K>> extends true ? Static<At<R, K> & TSchema> : unknown
+  item: IsSchema<At<S, K>> extends true ? Static<At<S, K> & TSchema> : never
+  streaming: IsSchema<At<S, K>>
+} }
+
 /**
  * The methods object of defineHub(). Each of args/returns/stream/uploads is inferred
  * through its own mapped type, because TypeScript reverse-infers only the type parameter a
- * homomorphic mapped type iterates over.
+ * homomorphic mapped type iterates over. `C` is the client contract the handlers' ctx sees.
  */
-export type HubMethods<A extends Record<string, readonly TSchema[]>, R, S, U> =
+export type HubMethods<A extends Record<string, readonly TSchema[]>, R, S, U, C extends ClientMethodTypes | undefined = undefined> =
   { [K in keyof A]: {
     args: A[K]
-    authorize?: MethodAuthorizer
-    handler: (ctx: InvocationContext, ...args: [...ArgsOf<A[K]>, ...UploadsOf<At<U, K>>]) => ResultOf<At<R, K>, At<S, K>>
+    authorize?: MethodAuthorizer<C>
+    handler: (ctx: InvocationContext<C>, ...args: [...ArgsOf<A[K]>, ...UploadsOf<At<U, K>>]) => ResultOf<At<R, K>, At<S, K>>
   } }
   & { [K in keyof R]: { returns?: R[K] } }
   & { [K in keyof S]: { stream?: S[K] } }
   & { [K in keyof U]: { uploads?: U[K] } }
 
-export interface HubLifecycle {
-  onConnected? (ctx: InvocationContext): void | Promise<void>
+export interface HubLifecycle<C extends ClientMethodTypes | undefined = undefined> {
+  onConnected? (ctx: InvocationContext<C>): void | Promise<void>
   /** `error` is undefined for a clean close, else what ended the connection. */
-  onDisconnected? (ctx: InvocationContext, error: Error | undefined): void | Promise<void>
+  onDisconnected? (ctx: InvocationContext<C>, error: Error | undefined): void | Promise<void>
 }
 
-export interface HubDefinitionInput<M> extends HubLifecycle {
+export interface HubDefinitionInput<M, C = undefined> extends HubLifecycle<ClientTypesOf<C>> {
   methods: M
+  /**
+   * The methods the server may call on clients. Declaring them types every send() and
+   * invoke() of this hub's proxies and checks every client result against `returns`.
+   */
+  client?: C
 }
+
+/** Never set at run time: it only carries a hub's types to the places that need them. */
+declare const hubTypes: unique symbol
 
 /** A hub as defineHub() returns it; pass it to app.hub(). */
-export interface HubDefinition extends HubLifecycle {
+export interface HubDefinition<T extends HubTypes = HubTypes> extends HubLifecycle {
   readonly methods: Readonly<Record<string, MethodDefinition>>
+  readonly client?: Readonly<ClientMethodDefinitions>
+  /** Types only (never present): what the hub's schemas say, for typed proxies and clients. */
+  readonly [hubTypes]?: T
 }
+
+/** The hub methods of a hub, as types: `ServerMethodsOf<typeof chat>`. */
+export type ServerMethodsOf<H extends HubDefinition> = H extends HubDefinition<infer T> ? T['server'] : never
+
+/** The client methods of a hub, as types; `undefined` for a hub that declares none. */
+export type ClientMethodsOf<H extends HubDefinition> = H extends HubDefinition<infer T>
+  ? [T['client']] extends [ClientMethodTypes] ? T['client'] : undefined
+  : never
 
 /** Route-level options for app.hub(): Fastify hooks guard negotiate and every transport request. */
 export interface HubRouteOptions extends HubOptionsInput {
@@ -165,11 +288,18 @@ export interface HubRouteOptions extends HubOptionsInput {
   onError?: RouteShorthandOptions['onError']
   /** The user a connection belongs to; feeds clients.user(...). Computed once, at handshake. */
   userId?: (request: FastifyRequest) => string | undefined | null
+  /** Serves the hub's AsyncAPI 3.0 document at GET {path}/asyncapi.json, behind the hooks above. */
+  asyncapi?: boolean | AsyncApiOptions
 }
 
 export interface SignalRRegistry {
-  /** The hub context of a mapped hub, for sends and presence queries from anywhere. */
-  hub (path: string): HubContext
+  /**
+   * The hub context of a mapped hub, for sends and presence queries from anywhere. Name the
+   * hub to type its proxies by its `client` schemas: `hub('/hubs/chat', chat)` also checks
+   * that `chat` is the hub mapped there (FST_SIGNALR_HUB_MISMATCH if not);
+   * `hub<typeof chat>('/hubs/chat')` types it without the check.
+   */
+  hub<H extends HubDefinition = HubDefinition> (path: string, definition?: H): HubContext<ClientMethodsOf<H>>
   /** Paths of every mapped hub. */
   readonly paths: readonly string[]
   /** Connections of every hub in this process, negotiated ones included. */

@@ -4,12 +4,14 @@ import type { HubLifetimeManager, SendTarget } from '../lifetime/hub-lifetime-ma
 import { checkName, checkNames } from '../names.js'
 import { MessageType } from '../protocol/messages.js'
 import type { ClientProxy, HubCallerClients, HubClients, SingleClientProxy } from '../../types/index.js'
+import type { ClientChecks } from './client-checks.js'
 
 class TargetProxy implements ClientProxy {
-  constructor (protected readonly lifetime: HubLifetimeManager, private readonly target: SendTarget) {}
+  constructor (protected readonly lifetime: HubLifetimeManager, protected readonly checks: ClientChecks, private readonly target: SendTarget) {}
 
   async send (method: string, ...args: unknown[]): Promise<void> {
     checkName('method name', method)
+    this.checks.arguments(method, args)
     await this.lifetime.send(this.target, { type: MessageType.Invocation, target: method, arguments: args })
   }
 }
@@ -17,17 +19,20 @@ class TargetProxy implements ClientProxy {
 class ConnectionProxy extends TargetProxy implements SingleClientProxy {
   constructor (
     lifetime: HubLifetimeManager,
+    checks: ClientChecks,
     private readonly connectionId: string,
     private readonly timeoutMs: number,
     private readonly beforeInvoke: (() => void) | undefined
   ) {
-    super(lifetime, { kind: 'connections', ids: [connectionId] })
+    super(lifetime, checks, { kind: 'connections', ids: [connectionId] })
   }
 
   async invoke<T = unknown> (method: string, ...args: unknown[]): Promise<T> {
     checkName('method name', method)
+    this.checks.arguments(method, args)
     this.beforeInvoke?.()
-    return await this.lifetime.invokeConnection(this.connectionId, method, args, this.timeoutMs) as T
+    const result = await this.lifetime.invokeConnection(this.connectionId, method, args, this.timeoutMs)
+    return this.checks.result(method, this.connectionId, result) as T
   }
 }
 
@@ -38,43 +43,44 @@ export class Clients implements HubClients {
   constructor (
     protected readonly lifetime: HubLifetimeManager,
     protected readonly clientResultTimeout: number,
+    protected readonly checks: ClientChecks,
     protected readonly beforeInvoke?: () => void
   ) {
-    this.all = new TargetProxy(lifetime, { kind: 'all' })
+    this.all = new TargetProxy(lifetime, checks, { kind: 'all' })
   }
 
   client (connectionId: string): SingleClientProxy {
-    return new ConnectionProxy(this.lifetime, checkName('connection id', connectionId), this.clientResultTimeout, this.beforeInvoke)
+    return new ConnectionProxy(this.lifetime, this.checks, checkName('connection id', connectionId), this.clientResultTimeout, this.beforeInvoke)
   }
 
   clients (connectionIds: readonly string[]): ClientProxy {
-    return new TargetProxy(this.lifetime, { kind: 'connections', ids: checkNames('connection id', connectionIds) })
+    return new TargetProxy(this.lifetime, this.checks, { kind: 'connections', ids: checkNames('connection id', connectionIds) })
   }
 
   allExcept (excludedConnectionIds: readonly string[]): ClientProxy {
-    return new TargetProxy(this.lifetime, { kind: 'all', exclude: checkNames('connection id', excludedConnectionIds) })
+    return new TargetProxy(this.lifetime, this.checks, { kind: 'all', exclude: checkNames('connection id', excludedConnectionIds) })
   }
 
   group (groupName: string): ClientProxy {
-    return new TargetProxy(this.lifetime, { kind: 'groups', names: [checkName('group name', groupName)] })
+    return new TargetProxy(this.lifetime, this.checks, { kind: 'groups', names: [checkName('group name', groupName)] })
   }
 
   groups (groupNames: readonly string[]): ClientProxy {
-    return new TargetProxy(this.lifetime, { kind: 'groups', names: checkNames('group name', groupNames) })
+    return new TargetProxy(this.lifetime, this.checks, { kind: 'groups', names: checkNames('group name', groupNames) })
   }
 
   groupExcept (groupName: string, excludedConnectionIds: readonly string[]): ClientProxy {
-    return new TargetProxy(this.lifetime, {
+    return new TargetProxy(this.lifetime, this.checks, {
       kind: 'groups', names: [checkName('group name', groupName)], exclude: checkNames('connection id', excludedConnectionIds)
     })
   }
 
   user (userId: string): ClientProxy {
-    return new TargetProxy(this.lifetime, { kind: 'users', ids: [checkName('user id', userId)] })
+    return new TargetProxy(this.lifetime, this.checks, { kind: 'users', ids: [checkName('user id', userId)] })
   }
 
   users (userIds: readonly string[]): ClientProxy {
-    return new TargetProxy(this.lifetime, { kind: 'users', ids: checkNames('user id', userIds) })
+    return new TargetProxy(this.lifetime, this.checks, { kind: 'users', ids: checkNames('user id', userIds) })
   }
 }
 
@@ -86,23 +92,24 @@ export class CallerClients extends Clients implements HubCallerClients {
   constructor (
     lifetime: HubLifetimeManager,
     clientResultTimeout: number,
+    checks: ClientChecks,
     private readonly connectionId: string,
     beforeInvoke: () => void
   ) {
-    super(lifetime, clientResultTimeout, beforeInvoke)
+    super(lifetime, clientResultTimeout, checks, beforeInvoke)
   }
 
   get caller (): SingleClientProxy {
-    this.callerProxy ??= new ConnectionProxy(this.lifetime, this.connectionId, this.clientResultTimeout, this.beforeInvoke)
+    this.callerProxy ??= new ConnectionProxy(this.lifetime, this.checks, this.connectionId, this.clientResultTimeout, this.beforeInvoke)
     return this.callerProxy
   }
 
   get others (): ClientProxy {
-    this.othersProxy ??= new TargetProxy(this.lifetime, { kind: 'all', exclude: [this.connectionId] })
+    this.othersProxy ??= new TargetProxy(this.lifetime, this.checks, { kind: 'all', exclude: [this.connectionId] })
     return this.othersProxy
   }
 
   othersInGroup (groupName: string): ClientProxy {
-    return new TargetProxy(this.lifetime, { kind: 'groups', names: [checkName('group name', groupName)], exclude: [this.connectionId] })
+    return new TargetProxy(this.lifetime, this.checks, { kind: 'groups', names: [checkName('group name', groupName)], exclude: [this.connectionId] })
   }
 }

@@ -5,7 +5,8 @@ import type { TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { InvalidHubError } from '../errors.js'
 import type {
-  HubDefinition, HubDefinitionInput, HubMethods, InvocationContext, MethodAuthorizer, MethodDefinition
+  ClientMethodDefinition, ClientMethodDefinitions, ClientTypesOf, HubDefinition, HubDefinitionInput, HubMethods,
+  InvocationContext, MethodAuthorizer, MethodDefinition, ServerTypesOf
 } from '../../types/index.js'
 
 export interface Validator {
@@ -23,10 +24,19 @@ export interface CompiledMethod {
   readonly handler: (ctx: InvocationContext, ...args: unknown[]) => unknown
 }
 
+/** A method the hub declared in `client`: what the server may call on its clients. */
+export interface CompiledClientMethod {
+  readonly name: string
+  readonly args: readonly Validator[]
+  readonly returns: Validator | undefined
+}
+
 export interface CompiledHub {
   readonly definition: HubDefinition
   /** Keyed by the lower-cased method name. */
   readonly methods: ReadonlyMap<string, CompiledMethod>
+  /** Keyed by the lower-cased name (the JS client matches them so); undefined when the hub declares no `client`. */
+  readonly client: ReadonlyMap<string, CompiledClientMethod> | undefined
 }
 
 const compiled = new WeakMap<HubDefinition, CompiledHub>()
@@ -55,35 +65,59 @@ function compileMethod (name: string, def: MethodDefinition): CompiledMethod {
   }
 }
 
+function compileClientMethod (name: string, def: ClientMethodDefinition): CompiledClientMethod {
+  if (typeof def !== 'object' || def === null) throw new InvalidHubError(`client method '${name}' must be an object`)
+  if (!Array.isArray(def.args) || !def.args.every(isSchema)) throw new InvalidHubError(`client method '${name}': args must be an array of TypeBox schemas`)
+  if (def.returns !== undefined && !isSchema(def.returns)) throw new InvalidHubError(`client method '${name}': returns must be a TypeBox schema`)
+  return {
+    name,
+    args: def.args.map((s) => Compile(s) as Validator),
+    returns: def.returns === undefined ? undefined : Compile(def.returns) as Validator
+  }
+}
+
+/** A table keyed by lower-cased name, refusing names that differ only in case. */
+function table<D, C> (what: string, defs: Record<string, D>, compile: (name: string, def: D) => C & { name: string }): Map<string, C & { name: string }> {
+  const out = new Map<string, C & { name: string }>()
+  for (const [name, def] of Object.entries(defs)) {
+    if (name.length === 0) throw new InvalidHubError(`a ${what} name must not be empty`)
+    const key = name.toLowerCase()
+    if (out.has(key)) throw new InvalidHubError(`${what}s '${out.get(key)?.name ?? ''}' and '${name}' differ only in case; SignalR looks methods up case-insensitively`)
+    out.set(key, compile(name, def))
+  }
+  return out
+}
+
 /**
  * Declares a hub. Each handler's parameters are inferred from the method's `args` (and
- * `uploads`) schemas, so a handler that mistypes an argument does not compile.
+ * `uploads`) schemas, so a handler that mistypes an argument does not compile. With
+ * `client`, every send() and invoke() of the hub's proxies is typed by those schemas too,
+ * and the returned definition carries both halves of the contract for fastify-signalr/client.
  */
 export function defineHub<
   const A extends Record<string, readonly TSchema[]>,
   R,
   S,
-  const U
-> (definition: HubDefinitionInput<HubMethods<A, R, S, U>>): HubDefinition {
-  return compileHub(definition as unknown as HubDefinition).definition
+  const U,
+  const C extends ClientMethodDefinitions | undefined = undefined
+> (definition: HubDefinitionInput<HubMethods<A, R, S, U, ClientTypesOf<C>>, C>): HubDefinition<{ server: ServerTypesOf<A, R, S, U>, client: ClientTypesOf<C> }> {
+  return compileHub(definition as unknown as HubDefinition).definition as HubDefinition<{ server: ServerTypesOf<A, R, S, U>, client: ClientTypesOf<C> }>
 }
 
 export function compileHub (definition: HubDefinition): CompiledHub {
   const existing = compiled.get(definition)
   if (existing !== undefined) return existing
   if (typeof definition !== 'object' || definition === null) throw new InvalidHubError('a hub must be an object made by defineHub()')
-  const { methods, onConnected, onDisconnected } = definition
+  const { methods, client, onConnected, onDisconnected } = definition
   if (typeof methods !== 'object' || methods === null) throw new InvalidHubError('methods must be an object')
+  if (client !== undefined && (typeof client !== 'object' || client === null)) throw new InvalidHubError('client must be an object')
   if (onConnected !== undefined && typeof onConnected !== 'function') throw new InvalidHubError('onConnected must be a function')
   if (onDisconnected !== undefined && typeof onDisconnected !== 'function') throw new InvalidHubError('onDisconnected must be a function')
-  const table = new Map<string, CompiledMethod>()
-  for (const [name, def] of Object.entries(methods)) {
-    if (name.length === 0) throw new InvalidHubError('a method name must not be empty')
-    const key = name.toLowerCase()
-    if (table.has(key)) throw new InvalidHubError(`methods '${table.get(key)?.name ?? ''}' and '${name}' differ only in case; SignalR looks methods up case-insensitively`)
-    table.set(key, compileMethod(name, def))
+  const hub: CompiledHub = {
+    definition,
+    methods: table('method', methods, compileMethod),
+    client: client === undefined ? undefined : table('client method', client, compileClientMethod)
   }
-  const hub: CompiledHub = { definition, methods: table }
   compiled.set(definition, hub)
   return hub
 }

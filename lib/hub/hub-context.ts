@@ -2,7 +2,8 @@
 // group changes and presence queries, all through the lifetime manager.
 import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
 import { checkName } from '../names.js'
-import type { CloseOptions, GroupManager, HubContext } from '../../types/index.js'
+import type { AsyncApiDocument, AsyncApiRequest, CloseOptions, GroupManager, HubContext } from '../../types/index.js'
+import type { ClientChecks } from './client-checks.js'
 import { Clients } from './client-proxies.js'
 import { toCloseOptions } from './invocation-context.js'
 
@@ -22,9 +23,19 @@ export class MappedHubContext implements HubContext {
   readonly clients: Clients
   readonly groups: Groups
 
-  constructor (readonly path: string, private readonly lifetime: HubLifetimeManager, clientResultTimeout: number) {
-    this.clients = new Clients(lifetime, clientResultTimeout)
+  constructor (
+    readonly path: string,
+    private readonly lifetime: HubLifetimeManager,
+    clientResultTimeout: number,
+    checks: ClientChecks,
+    private readonly describe: (request?: AsyncApiRequest) => AsyncApiDocument
+  ) {
+    this.clients = new Clients(lifetime, clientResultTimeout, checks)
     this.groups = new Groups(lifetime)
+  }
+
+  asyncapi (request?: AsyncApiRequest): AsyncApiDocument {
+    return this.describe(request)
   }
 
   async groupMembers (groupName: string): Promise<string[]> {

@@ -5,6 +5,7 @@ import type { Connection } from '../connection.js'
 import { ClientResultError, HubError } from '../errors.js'
 import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
 import type { CloseOptions, HubCallerClients, HubContext, InvocationContext } from '../../types/index.js'
+import type { ClientChecks } from './client-checks.js'
 import { CallerClients } from './client-proxies.js'
 import type { Groups } from './hub-context.js'
 
@@ -12,6 +13,7 @@ export interface ContextHost {
   readonly lifetime: HubLifetimeManager
   readonly hubContext: HubContext & { groups: Groups }
   readonly clientResultTimeout: number
+  readonly clientChecks: ClientChecks
   readonly enableDetailedErrors: boolean
 }
 
@@ -51,7 +53,7 @@ export class Context implements InvocationContext {
   get groups (): Groups { return this.host.hubContext.groups }
 
   get clients (): HubCallerClients {
-    this.callerClients ??= new CallerClients(this.host.lifetime, this.host.clientResultTimeout, this.connection.connectionId, () => {
+    this.callerClients ??= new CallerClients(this.host.lifetime, this.host.clientResultTimeout, this.host.clientChecks, this.connection.connectionId, () => {
       if (this.forbidClientResults) throw new ClientResultError('Client results inside OnConnectedAsync Hub methods are not allowed.')
       // Waiting for a client while holding the slot would block the very message that
       // carries the answer when maximumParallelInvocationsPerClient is 1

@@ -1,12 +1,15 @@
 // A hub mapped at a path: its options, protocols, lifetime manager and dispatcher, and the
 // host its connections report to.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { AsyncApiOptions } from '../../types/index.js'
 import type { Connection, ConnectionHost } from '../connection.js'
 import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
 import type { ResolvedHubOptions } from '../options.js'
 import type { HubProtocol } from '../protocol/hub-protocol.js'
 import type { HubMessage } from '../protocol/messages.js'
 import { protocolsByName } from '../protocol/index.js'
+import { describeHub } from './asyncapi.js'
+import { ClientChecks } from './client-checks.js'
 import type { CompiledHub } from './define-hub.js'
 import { Dispatcher } from './dispatcher.js'
 import { MappedHubContext } from './hub-context.js'
@@ -23,6 +26,8 @@ export interface MappedHubInit {
   userId: UserIdResolver | undefined
   /** Removes the connection from the token table. */
   forget: (connection: Connection) => void
+  /** What the hub's AsyncAPI document says about itself. */
+  asyncapi?: AsyncApiOptions
 }
 
 export class MappedHub implements ConnectionHost, ContextHost {
@@ -33,6 +38,8 @@ export class MappedHub implements ConnectionHost, ContextHost {
   readonly log: FastifyBaseLogger
   readonly hubContext: MappedHubContext
   readonly dispatcher: Dispatcher
+  readonly clientChecks: ClientChecks
+  readonly definition: CompiledHub['definition']
   private readonly resolveUserId: UserIdResolver | undefined
   private readonly forget: (connection: Connection) => void
 
@@ -44,7 +51,12 @@ export class MappedHub implements ConnectionHost, ContextHost {
     this.log = init.log
     this.resolveUserId = init.userId
     this.forget = init.forget
-    this.hubContext = new MappedHubContext(init.path, init.lifetime, init.options.clientResultTimeout)
+    this.definition = init.hub.definition
+    this.clientChecks = new ClientChecks(init.hub.client, init.options.validateClientArguments, init.log)
+    const describe = describeHub({
+      path: init.path, definition: init.hub.definition, transports: init.options.transports, protocols: init.options.protocols, info: init.asyncapi ?? {}
+    })
+    this.hubContext = new MappedHubContext(init.path, init.lifetime, init.options.clientResultTimeout, this.clientChecks, describe)
     this.dispatcher = new Dispatcher(init.hub, this)
   }
 

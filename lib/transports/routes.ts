@@ -41,7 +41,7 @@ function notSupported (kind: TransportKind): string {
   return `${kind} transport not supported by this end point type`
 }
 
-export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Registry, hooks: Hooks): void {
+export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Registry, hooks: Hooks, serveAsyncApi = false): void {
   const base = hub.path.length > 1 && hub.path.endsWith('/') ? hub.path.slice(0, -1) : hub.path
   const paths = base === '/' ? ['/'] : [base, base + '/']
   const negotiatePath = base === '/' ? '/negotiate' : base + '/negotiate'
@@ -197,6 +197,16 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     const userPreHandlers = hookList(hooks.preHandler)
     scope.route({ method: 'POST', url: negotiatePath, ...common, preHandler: userPreHandlers, handler: negotiateHandler(hub, registry) })
     scope.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: negotiatePath, exposeHeadRoute: false, logSerializers: common.logSerializers, handler: methodNotAllowed })
+    if (serveAsyncApi) {
+      // The contract is guarded like the hub: the same hooks see this request first
+      scope.route({
+        method: 'GET',
+        url: base === '/' ? '/asyncapi.json' : base + '/asyncapi.json',
+        ...common,
+        preHandler: userPreHandlers,
+        handler: async (request) => hub.hubContext.asyncapi({ host: request.host, secure: request.protocol === 'https' })
+      })
+    }
     for (const url of paths) {
       scope.route({ method: 'GET', url, ...common, exposeHeadRoute: false, preHandler: [...userPreHandlers, beforeUpgrade], handler: get, wsHandler })
       scope.route({ method: 'POST', url, ...common, bodyLimit, preHandler: userPreHandlers, handler: post })
