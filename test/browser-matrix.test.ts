@@ -4,15 +4,19 @@
 // so Node and the browser run the same checks. An onRequest hook records where the access
 // token arrives: the browser client puts it in the `access_token` query parameter on the
 // WebSocket upgrade and the SSE GET (browsers cannot set headers there) and in the
-// Authorization header everywhere else (signalr-wire.md §2.1, §2.2, §7).
+// Authorization header everywhere else (signalr-wire.md §2.1, §2.2, §7). The typed client
+// (fastify-signalr/client) runs its scenario there too, bundled by esbuild as an application
+// bundles it: the bundle must hold the wrapper and nothing of the server or its schemas.
 import { readFile } from 'node:fs/promises'
-import { transform } from 'esbuild'
+import { fileURLToPath } from 'node:url'
+import { build, transform } from 'esbuild'
 import type { FastifyRequest } from 'fastify'
 import { test } from 'tap'
 import { browserBundles, chromiumSkip, classify, fromRoot, launchChromium, type Kind } from './fixtures/browser.js'
 import { VALID_MATRIX, type ProtocolName, type TransportName } from './fixtures/client.js'
 import type { Check } from './fixtures/scenario.js'
 import { startServer } from './fixtures/server.js'
+import { typedChat } from './fixtures/typed-hub.js'
 
 const matrix = VALID_MATRIX
 
@@ -24,6 +28,7 @@ const PAGE = `<!doctype html>
 <script src="/browser/signalr-protocol-msgpack.js"></script>
 <script type="module">
 import { runScenario } from '/browser/scenario.js'
+import { runTypedScenario } from '/browser/typed-scenario.js'
 
 async function connect (hubUrl, transport, protocol, token, user) {
   const builder = new signalR.HubConnectionBuilder()
@@ -43,6 +48,15 @@ window.runMatrix = async ({ hubUrl, transport, protocol, token, userA, userB }) 
   const b = await connect(hubUrl, transport, protocol, token, userB)
   try {
     return await runScenario(a, b, userA)
+  } finally {
+    await Promise.all([a.stop(), b.stop()])
+  }
+}
+window.runTyped = async ({ hubUrl, transport, protocol }) => {
+  const a = await connect(hubUrl, transport, protocol, 'typed', 'typed-a')
+  const b = await connect(hubUrl, transport, protocol, 'typed', 'typed-b')
+  try {
+    return await runTypedScenario(a, b, () => new signalR.Subject())
   } finally {
     await Promise.all([a.stop(), b.stop()])
   }
@@ -82,6 +96,16 @@ test('the shared scenario in headless Chromium with the official browser bundles
   })).code
   t.notMatch(scenarioJs, /^\s*import\s/m, 'the transpiled scenario has no runtime imports to resolve in the page')
   const { signalr: signalrJs, msgpack: msgpackJs } = await browserBundles()
+  // The typed scenario as an application bundles its client code: the official client stays
+  // the page's <script>, everything else the entry imports is bundled
+  const typed = await build({
+    entryPoints: [fileURLToPath(fromRoot('test/fixtures/typed-scenario.ts'))],
+    bundle: true, write: false, metafile: true, format: 'esm', platform: 'browser', target: 'es2022', logLevel: 'silent'
+  })
+  const typedJs = typed.outputFiles[0].text
+  t.same(Object.keys(typed.metafile.inputs).sort(), ['lib/client/index.ts', 'test/fixtures/typed-scenario.ts'],
+    'the bundle is the wrapper and the scenario: the hub, its schemas and the server stay out')
+  t.notMatch(typedJs, /typebox|fastify|defineHub|maxLength|createError/, 'no schema or server code in the bundle text')
 
   const arrivals: Arrival[] = []
   const server = await startServer(t, {
@@ -90,6 +114,8 @@ test('the shared scenario in headless Chromium with the official browser bundles
       app.get('/browser/signalr.js', async (_request, reply) => reply.type('text/javascript').send(signalrJs))
       app.get('/browser/signalr-protocol-msgpack.js', async (_request, reply) => reply.type('text/javascript').send(msgpackJs))
       app.get('/browser/scenario.js', async (_request, reply) => reply.type('text/javascript').send(scenarioJs))
+      app.get('/browser/typed-scenario.js', async (_request, reply) => reply.type('text/javascript').send(typedJs))
+      app.hub('/hubs/typed', typedChat)
     },
     route: {
       async onRequest (request) {
@@ -131,6 +157,13 @@ test('the shared scenario in headless Chromium with the official browser bundles
         ? a.accessToken !== token || a.authorization !== undefined
         : a.authorization !== `Bearer ${token}` || a.accessToken !== undefined)
       t.same(misplaced, [], `token in the query on ${EXPECTED_KINDS[transport].filter((k) => TOKEN_IN_QUERY[k]).join(', ') || 'nothing'}, in Authorization on the rest (${mine.length} requests)`)
+
+      const typedChecks = await page.evaluate(
+        async (args) => await (window as unknown as { runTyped: (a: unknown) => Promise<Check[]> }).runTyped(args),
+        { hubUrl: `${server.base}/hubs/typed`, transport, protocol }
+      )
+      t.ok(typedChecks.length > 0, 'the typed scenario ran')
+      for (const c of typedChecks) t.ok(c.ok, `typed client: ${c.name} ${c.detail ?? ''}`)
     })
   }
   t.same(pageErrors, [], 'no uncaught errors in the page')
