@@ -1,0 +1,37 @@
+// The README's "Types end to end" client: the official client, typed by the hub's schemas.
+// It imports the hub as a type only, so a browser bundle carries none of the server.
+import { HubConnectionBuilder, Subject } from '@microsoft/signalr'
+import { typedHub } from 'fastify-signalr/client'
+import type { chat } from './typed-chat.js'
+
+export async function runTypedClient (url: string): Promise<{ echoed: string, items: number[], lines: number, deleted: boolean, messages: string[] }> {
+  const hub = typedHub<typeof chat>(new HubConnectionBuilder().withUrl(url).build())
+
+  const messages: string[] = []
+  hub.on.ReceiveMessage((user, text) => { messages.push(`${user}: ${text}`) })   // (string, string)
+  hub.handle.Confirm(async (question) => question.startsWith('Delete'))          // answers a boolean
+  await hub.connection.start()
+
+  const echoed = await hub.invoke.Echo('hi')          // string
+  await hub.send.Send('ann', 'hello')
+
+  const items: number[] = []
+  await new Promise<void>((resolve, reject) => {
+    hub.stream.Counter(3, 10).subscribe({              // IStreamResult<number>
+      next: (n) => { items.push(n) },
+      complete: resolve,
+      error: reject
+    })
+  })
+
+  const upload = new Subject<string>()
+  const counted = hub.invoke.Upload(upload)           // Promise<number>
+  upload.next('first line')
+  upload.next('second line')
+  upload.complete()
+  const lines = await counted
+
+  const deleted = await hub.invoke.Delete('note-1')   // the server asked Confirm and got true
+  await hub.connection.stop()
+  return { echoed, items, lines, deleted, messages }
+}
