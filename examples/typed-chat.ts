@@ -1,6 +1,5 @@
 // The README's "Types end to end" server: a hub that declares the client's methods too, so
 // every send and client result is typed, checked, and described in its AsyncAPI document.
-import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import Type from 'typebox'
 import signalr, { defineHub } from 'fastify-signalr'
@@ -14,14 +13,11 @@ export const chat = defineHub({
       }
     },
     Echo: { args: [Type.String()], returns: Type.String(), handler: (_ctx, text) => text },
-    Counter: {
-      args: [Type.Integer({ minimum: 0 }), Type.Integer({ minimum: 0 })],
-      stream: Type.Integer(),
-      async * handler (ctx, count, delayMs) {
-        for (let i = 0; i < count; i++) {
-          yield i
-          await sleep(delayMs, undefined, { signal: ctx.signal })
-        }
+    Ticks: {
+      args: [Type.Integer({ minimum: 0, maximum: 100 })],
+      stream: Type.String(),
+      async * handler (ctx, count) {
+        for (let i = 0; i < count && !ctx.signal.aborted; i++) yield `tick ${i}`
       }
     },
     Upload: {

@@ -4,7 +4,7 @@ import { HubConnectionBuilder, Subject } from '@microsoft/signalr'
 import { typedHub } from 'fastify-signalr/client'
 import type { chat } from './typed-chat.js'
 
-export async function runTypedClient (url: string): Promise<{ echoed: string, items: number[], lines: number, deleted: boolean, messages: string[] }> {
+export async function runTypedClient (url: string): Promise<{ echoed: string, ticks: string[], lines: number, deleted: boolean, messages: string[] }> {
   const hub = typedHub<typeof chat>(new HubConnectionBuilder().withUrl(url).build())
 
   const messages: string[] = []
@@ -15,10 +15,10 @@ export async function runTypedClient (url: string): Promise<{ echoed: string, it
   const echoed = await hub.invoke.Echo('hi')          // string
   await hub.send.Send('ann', 'hello')
 
-  const items: number[] = []
+  const ticks: string[] = []
   await new Promise<void>((resolve, reject) => {
-    hub.stream.Counter(3, 10).subscribe({              // IStreamResult<number>
-      next: (n) => { items.push(n) },
+    hub.stream.Ticks(3).subscribe({                    // IStreamResult<string>
+      next: (tick) => { ticks.push(tick) },
       complete: resolve,
       error: reject
     })
@@ -33,5 +33,5 @@ export async function runTypedClient (url: string): Promise<{ echoed: string, it
 
   const deleted = await hub.invoke.Delete('note-1')   // the server asked Confirm and got true
   await hub.connection.stop()
-  return { echoed, items, lines, deleted, messages }
+  return { echoed, ticks, lines, deleted, messages }
 }

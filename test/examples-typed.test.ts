@@ -10,7 +10,7 @@ test('the typed examples work as written: every call kind, a client result, the 
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0
   const result = await runTypedClient(`http://127.0.0.1:${port}/hubs/chat`)
-  t.same(result, { echoed: 'hi', items: [0, 1, 2], lines: 2, deleted: true, messages: ['ann: hello'] })
+  t.same(result, { echoed: 'hi', ticks: ['tick 0', 'tick 1', 'tick 2'], lines: 2, deleted: true, messages: ['ann: hello'] })
   const contract = await app.inject('/hubs/chat/asyncapi.json')
   t.equal(contract.statusCode, 200)
   t.equal(contract.json<{ info: { title: string } }>().info.title, 'Chat')
