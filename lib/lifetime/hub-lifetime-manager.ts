@@ -17,6 +17,10 @@ export interface LifetimeConnection {
   readonly userId: string | undefined
   /** Queues an already-serialised message; returns false when the connection is gone. */
   write (message: SerializedMessage): boolean
+  /** The client has more unread than the hub allows: a sender should wait for drained(). */
+  readonly congested: boolean
+  /** Resolves once the connection is no longer congested, or has ended (bounded by the send timeout). */
+  drained (): Promise<void>
   /**
    * Sends an Invocation carrying an invocationId and resolves with the client's Completion
    * (a client result).
@@ -27,6 +31,9 @@ export interface LifetimeConnection {
 }
 
 export interface HubLifetimeManager {
+  // send() resolves once the message is queued for every target and every target it made
+  // congested has drained: a sender that outpaces its readers is slowed to their pace
+  // instead of filling the server's memory or getting a reader cut
   onConnected (connection: LifetimeConnection): Promise<void>
   /** Removes the connection from every index (groups, user). */
   onDisconnected (connection: LifetimeConnection): Promise<void>
