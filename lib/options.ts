@@ -25,7 +25,8 @@ export const HubOptionsSchema = Type.Object({
   allowStatefulReconnects: Type.Optional(Type.Boolean()),
   statefulReconnectBufferSize: Type.Optional(Type.Integer({ minimum: 1 })),
   clientResultTimeout: Type.Optional(Milliseconds('How long a client result may take, in ms')),
-  allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 })))
+  allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  minimumNegotiateVersion: Type.Optional(Type.Integer({ minimum: 0, maximum: 1, description: 'Refuse negotiate versions below this (1 refuses v0, whose public id is also its secret)' }))
 }, { additionalProperties: false })
 
 export type HubOptionsInput = Static<typeof HubOptionsSchema>
@@ -54,6 +55,7 @@ export interface ResolvedHubOptions {
   statefulReconnectBufferSize: number
   clientResultTimeout: number
   allowedOrigins: string[] | undefined
+  minimumNegotiateVersion: number
 }
 
 export const DEFAULTS: ResolvedHubOptions = Object.freeze({
@@ -77,7 +79,8 @@ export const DEFAULTS: ResolvedHubOptions = Object.freeze({
   // ASP.NET Core waits forever unless the caller passes a token; a default keeps a vanished
   // client from pinning a pending call (and its slot) for good
   clientResultTimeout: 30_000,
-  allowedOrigins: undefined
+  allowedOrigins: undefined,
+  minimumNegotiateVersion: 0
 }) as ResolvedHubOptions
 
 const checkPlugin = Compile(PluginOptionsSchema)
