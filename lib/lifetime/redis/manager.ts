@@ -168,7 +168,8 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
       throw failed.reason
     }
     if (this.gone.has(connection)) return
-    await this.presence.put(connection.connectionId, connection.userId, [], true).catch((err: unknown) => { this.presenceFailed(err) })
+    // Groups it joined meanwhile (from another server, say) are part of its record
+    await this.presence.put(connection.connectionId, connection.userId, [...(this.localGroups.get(connection) ?? NO_GROUPS)], true).catch((err: unknown) => { this.presenceFailed(err) })
   }
 
   async onDisconnected (connection: LifetimeConnection): Promise<void> {
@@ -318,7 +319,9 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
         async (result) => { await reply({ type: MessageType.Completion, invocationId, result, hasResult: true }) },
         async (err: Error) => {
           // ASP.NET Core's owner answers a disconnect with exactly these words
-          const disconnected = err.message === `Connection '${connection.connectionId}' disconnected.` && !(err instanceof ClientResultRejectedError)
+          // (@fastify/error's instanceof matches by code, and both client-result errors share
+          // one: the client's own answer is the one that is also a HubError)
+          const disconnected = !(err instanceof HubError) && err.message === `Connection '${connection.connectionId}' disconnected.`
           const error = disconnected ? 'Connection disconnected.' : err.message
           await reply({ type: MessageType.Completion, invocationId, error })
         })
