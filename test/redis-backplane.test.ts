@@ -3,8 +3,13 @@
 // ioredis at their current and previous majors; group changes, users and client results
 // across servers; reference-counted subscriptions; fleet-wide presence and remote close.
 import t from 'tap'
-import { connect, record, type signalR } from './fixtures/client.js'
+import { connect } from './fixtures/client.js'
+import { join as joinUrl, plan, receivers, sendAndSettle, type Member } from './fixtures/fleet-check.js'
 import { FLEET_HUB_NAME, FLEET_PATH, spawnFleetServer, startFleetServer, type FleetServer } from './fixtures/fleet.js'
+
+async function join (t: { teardown (fn: () => unknown): void }, server: FleetServer, name: string, user: string, protocol: 'json' | 'messagepack'): Promise<Member> {
+  return await joinUrl(t, server.url, name, user, protocol)
+}
 import { TARGETS, type TargetName } from './fixtures/fleet-hub.js'
 import { CLIENT_KINDS, numsub, redisMissing, startRedis, type ClientKind } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
@@ -15,49 +20,6 @@ if (missing !== false) {
   t.pass('skipped: redis-server is absent')
 } else {
   run()
-}
-
-interface Member { name: string, conn: signalR.HubConnection, id: string, user: string, got: unknown[][] }
-
-async function join (t: { teardown (fn: () => unknown): void }, server: FleetServer, name: string, user: string, protocol: 'json' | 'messagepack'): Promise<Member> {
-  const conn = await connect(t, server.url, { user, protocol })
-  const got = record(conn, 'Receive')
-  return { name, conn, id: conn.connectionId as string, user, got }
-}
-
-/** What a target spec names, and who must receive it, from the sender's point of view. */
-function plan (target: TargetName, sender: Member, m: Record<string, Member>, groups: Record<string, Member[]>): { names: string[], expected: Member[] } {
-  const everyone = Object.values(m)
-  const ids = (...xs: Member[]): string[] => xs.map((x) => x.id)
-  switch (target) {
-    case 'all': return { names: [], expected: everyone }
-    case 'others': return { names: [], expected: everyone.filter((x) => x !== sender) }
-    case 'caller': return { names: [], expected: [sender] }
-    case 'client': return { names: ids(m.b2), expected: [m.b2] }
-    case 'clients': return { names: ids(m.a2, m.b1), expected: [m.a2, m.b1] }
-    case 'allExcept': return { names: ids(m.a1, m.b2), expected: [m.a2, m.b1] }
-    case 'group': return { names: ['g1'], expected: groups.g1 }
-    case 'groups': return { names: ['g1', 'g2'], expected: [...groups.g1, ...groups.g2] }
-    case 'groupExcept': return { names: ['g1', m.b1.id], expected: groups.g1.filter((x) => x !== m.b1) }
-    case 'othersInGroup': return { names: ['g2'], expected: groups.g2.filter((x) => x !== sender) }
-    case 'user': return { names: ['alice'], expected: everyone.filter((x) => x.user === 'alice') }
-    case 'users': return { names: ['bob', 'carol'], expected: everyone.filter((x) => x.user === 'bob' || x.user === 'carol') }
-  }
-}
-
-/**
- * Sends, then a fence (`all`) from the same sender: one sender's messages arrive in order,
- * so once every member has the fence, everything the send was going to deliver is there.
- */
-async function sendAndSettle (sender: Member, everyone: Member[], target: string, names: string[], text: string): Promise<Map<Member, number>> {
-  const before = new Map(everyone.map((x) => [x, x.got.length]))
-  await sender.conn.invoke('Send', target, names, text)
-  const fence = `fence ${text}`
-  await sender.conn.invoke('Send', 'all', [], fence)
-  await until(() => everyone.every((x) => x.got.some((g) => g[1] === fence)), 5000)
-  const counts = new Map<Member, number>()
-  for (const x of everyone) counts.set(x, x.got.slice(before.get(x)).filter((g) => g[1] === text).length)
-  return counts
 }
 
 function run (): void {
@@ -78,20 +40,20 @@ function run (): void {
       await m.a1.conn.invoke('AddToGroup', m.b2.id, 'g2')
       await m.b1.conn.invoke('AddToGroup', m.a2.id, 'g2')
       const groups = { g1: [m.a1, m.b1], g2: [m.a2, m.b2] }
+      // (picks by position: client = b2, clients = a2 + b1, allExcept = all but a1 and b2)
       const everyone = Object.values(m)
       for (const sender of [m.a1, m.b2, m.a2, m.b1]) {
         for (const target of TARGETS) {
-          const { names, expected } = plan(target, sender, m, groups)
+          const { names, expected } = plan(target, sender, everyone, groups)
           const counts = await sendAndSettle(sender, everyone, target, names, `${target} from ${sender.name}`)
-          const got = everyone.filter((x) => (counts.get(x) ?? 0) > 0).map((x) => x.name).sort()
-          t.same(got, expected.map((x) => x.name).sort(), `${target} from ${sender.name}`)
+          t.same(receivers(counts), expected.map((x) => x.name).sort(), `${target} from ${sender.name}`)
           t.ok(everyone.every((x) => (counts.get(x) ?? 0) <= 1), `${target} from ${sender.name}: at most once each`)
         }
       }
       // A remote remove takes effect (and is acked) too
       await m.b2.conn.invoke('RemoveFromGroup', m.a1.id, 'g1')
       const counts = await sendAndSettle(m.b2, everyone, 'group', ['g1'], 'after remove')
-      t.same(everyone.filter((x) => (counts.get(x) ?? 0) > 0).map((x) => x.name), ['b1'], 'a remote remove took a1 out of g1')
+      t.same(receivers(counts), ['b1'], 'a remote remove took a1 out of g1')
       // What the receivers saw has the arguments the sender sent, in both protocols
       t.same(m.a2.got.find((g) => g[1] === 'all from b1'), ['all', 'all from b1'])
       t.same(m.a1.got.find((g) => g[1] === 'all from b1'), ['all', 'all from b1'])
