@@ -103,7 +103,6 @@ export class RedisBackplane implements Backplane {
       log.warn({ why, serverName: this.serverName }, 'signalr: lost the Redis backplane; sends fail with FST_SIGNALR_BACKPLANE_UNAVAILABLE until it is back')
     })
     seam.on('up', (why) => {
-      if (why === 'started') return
       log.warn({ why, serverName: this.serverName }, 'signalr: the Redis backplane is back')
       for (const m of this.managers) m.recovered().catch((err: unknown) => { log.warn({ err }, 'signalr: presence could not be rewritten after Redis came back') })
     })

@@ -81,6 +81,9 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     this.connectionSubs = new SubscriptionTable(seam, (channel, payload, members) => { this.onConnectionMessage(channel, payload, members) })
     this.groupSubs = new SubscriptionTable(seam, deliver)
     this.userSubs = new SubscriptionTable(seam, deliver)
+    // Subscribed at once, as ASP.NET Core does: a broadcast published while the first
+    // connection is being accepted must not be missed. A failure is retried by the next call.
+    this.ensureStarted().catch((err: unknown) => { this.log.warn({ err }, 'signalr: the Redis backplane could not subscribe yet; it will try again') })
   }
 
   /** Subscribes the fixed channels once; a failed start is tried again by the next call. */

@@ -75,6 +75,8 @@ export interface RedisSeam {
 abstract class BaseSeam extends EventEmitter implements RedisSeam {
   abstract readonly kind: 'node-redis' | 'ioredis'
   private wasReady = false
+  /** Set once a connection was lost, so that coming up at start is not reported as a recovery. */
+  private lost = false
   private closed = false
   protected readonly handlers = new Map<string, (payload: Buffer) => void>()
   private readonly detach: Array<() => void> = []
@@ -105,7 +107,13 @@ abstract class BaseSeam extends EventEmitter implements RedisSeam {
     const now = this.ready
     if (now === this.wasReady) return
     this.wasReady = now
-    this.emit(now ? 'up' : 'down', why)
+    if (!now) {
+      this.lost = true
+      this.emit('down', why)
+    } else if (this.lost) {
+      this.lost = false
+      this.emit('up', why)
+    }
   }
 
   protected dispatch (channel: string, payload: Buffer): void {
