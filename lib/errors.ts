@@ -62,3 +62,11 @@ export const OutboundBufferFullError = createError<[number]>(
 
 export const ServerShutdownError = createError(
   'FST_SIGNALR_SHUTDOWN', 'The server is shutting down.', 503)
+
+/** The Redis backplane could not carry a send, a group change or a presence query in time. */
+export const BackplaneUnavailableError = createError<[string]>(
+  'FST_SIGNALR_BACKPLANE_UNAVAILABLE', 'The Redis backplane is unavailable: %s', 503)
+
+/** No server owned the connection of a group change within ackTimeout (ASP.NET Core waits 30 s too). */
+export const BackplaneAckTimeoutError = createError<[string, string, number]>(
+  'FST_SIGNALR_BACKPLANE_ACK_TIMEOUT', "No server acknowledged the group change of connection '%s' (group '%s') within %sms.", 504)

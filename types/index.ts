@@ -2,6 +2,7 @@
 // augmentation. Runtime code imports these types; nothing here emits JavaScript.
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
 import type { Static, TSchema } from 'typebox'
+import type { Backplane } from '../lib/lifetime/hub-lifetime-manager.js'
 import type { HubOptionsInput } from '../lib/options.js'
 
 export type { HubOptionsInput as HubOptions }
@@ -165,6 +166,8 @@ export interface HubRouteOptions extends HubOptionsInput {
   onError?: RouteShorthandOptions['onError']
   /** The user a connection belongs to; feeds clients.user(...). Computed once, at handshake. */
   userId?: (request: FastifyRequest) => string | undefined | null
+  /** Scale-out for this hub, replacing the plugin's: redisBackplane({ client, hubName }) from fastify-signalr/redis. */
+  backplane?: Backplane
 }
 
 export interface SignalRRegistry {

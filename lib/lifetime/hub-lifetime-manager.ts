@@ -1,6 +1,8 @@
 // The seam for scale-out: every send and every group or user membership change goes through
 // a HubLifetimeManager (ASP.NET Core's abstraction of the same name). The in-memory one
 // serves one process; a backplane (Redis) implements the same contract across processes.
+import type { FastifyBaseLogger } from 'fastify'
+import type { HubProtocol } from '../protocol/hub-protocol.js'
 import type { InvocationMessage } from '../protocol/messages.js'
 import type { SerializedMessage } from '../protocol/serialized-message.js'
 
@@ -15,6 +17,8 @@ export type SendTarget =
 export interface LifetimeConnection {
   readonly connectionId: string
   readonly userId: string | undefined
+  /** The hub protocol it speaks once the handshake is done (a backplane parses and writes in it). */
+  readonly protocol: HubProtocol | undefined
   /** Queues an already-serialised message; returns false when the connection is gone. */
   write (message: SerializedMessage): boolean
   /** The client has more unread than the hub allows: a sender should wait for drained(). */
@@ -50,4 +54,22 @@ export interface HubLifetimeManager {
   connections (): Promise<string[]>
   connectionCount (): Promise<number>
   close (): Promise<void>
+}
+
+/** What a backplane learns about each hub it serves. */
+export interface BackplaneHub {
+  /** The hub's path (normalised, without a trailing slash). */
+  readonly path: string
+  /** Every protocol the hub speaks: a backplane writes each message once in each. */
+  readonly protocols: ReadonlyMap<string, HubProtocol>
+  readonly log: FastifyBaseLogger
+  readonly clientResultTimeout: number
+}
+
+/**
+ * Scale-out across processes (`backplane` at register level or per hub): it makes each
+ * hub's lifetime manager. `fastify-signalr/redis` provides one.
+ */
+export interface Backplane {
+  createLifetimeManager (hub: BackplaneHub): HubLifetimeManager
 }
