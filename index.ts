@@ -3,17 +3,30 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
-import { DuplicateHubError } from './lib/errors.js'
+import { DuplicateHubError, InvalidOptionError } from './lib/errors.js'
 import { compileHub } from './lib/hub/define-hub.js'
 import { MappedHub } from './lib/hub/mapped-hub.js'
+import type { Backplane, HubLifetimeManager } from './lib/lifetime/hub-lifetime-manager.js'
 import { MemoryHubLifetimeManager } from './lib/lifetime/memory.js'
 import { checkName } from './lib/names.js'
 import { resolveHubOptions, resolvePluginOptions, type PluginOptionsInput } from './lib/options.js'
-import { Registry } from './lib/registry.js'
+import { normalizePath, Registry } from './lib/registry.js'
+import { protocolsByName } from './lib/protocol/index.js'
 import { mapHubRoutes } from './lib/transports/routes.js'
 import type { HubDefinition, HubRouteOptions } from './types/index.js'
 
-export type FastifySignalROptions = PluginOptionsInput
+export type FastifySignalROptions = PluginOptionsInput & {
+  /** Scale-out for every hub (a hub's own `backplane` replaces it): see fastify-signalr/redis. */
+  backplane?: Backplane
+}
+
+function checkBackplane (value: unknown): Backplane | undefined {
+  if (value === undefined) return undefined
+  if (typeof (value as Backplane | null)?.createLifetimeManager !== 'function') {
+    throw new InvalidOptionError("'backplane'", 'must be a backplane, such as redisBackplane({ client }) from fastify-signalr/redis')
+  }
+  return value as Backplane
+}
 
 // Keys Fastify itself reads from register() options; they are not ours to validate
 const FASTIFY_REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
@@ -25,7 +38,8 @@ function maxPayloadFor (maximumReceiveMessageSize: number): number {
 
 const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastifySignalR (fastify, rawOptions) {
   const ours: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(rawOptions ?? {})) if (!FASTIFY_REGISTER_KEYS.has(k)) ours[k] = v
+  for (const [k, v] of Object.entries(rawOptions ?? {})) if (!FASTIFY_REGISTER_KEYS.has(k) && k !== 'backplane') ours[k] = v
+  const defaultBackplane = checkBackplane(rawOptions?.backplane)
   const defaults = resolvePluginOptions(ours)
   const registry = new Registry(fastify.log)
 
@@ -54,7 +68,7 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
   fastify.decorate('hub', function hub (this: FastifyInstance, path: string, definition: HubDefinition, routeOptions: HubRouteOptions = {}) {
     checkName('hub path', path)
     if (registry.hasHub(path)) throw new DuplicateHubError(path)
-    const { onRequest, preParsing, preValidation, preHandler, onResponse, onError, userId, asyncapi, ...hubOptions } = routeOptions
+    const { onRequest, preParsing, preValidation, preHandler, onResponse, onError, userId, backplane, asyncapi, ...hubOptions } = routeOptions
     const options = resolveHubOptions(defaults, hubOptions)
     // ws reads maxPayload at each upgrade: a hub with a larger limit raises it
     const wss = fastify.websocketServer as { options: { maxPayload: number } } | undefined
@@ -62,11 +76,15 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
       const needed = maxPayloadFor(options.maximumReceiveMessageSize)
       if (wss.options.maxPayload !== 0 && (needed === 0 || needed > wss.options.maxPayload)) wss.options.maxPayload = needed
     }
+    const scaleOut = checkBackplane(backplane) ?? defaultBackplane
+    const lifetime: HubLifetimeManager = scaleOut === undefined
+      ? new MemoryHubLifetimeManager()
+      : scaleOut.createLifetimeManager({ path: normalizePath(path), protocols: protocolsByName(options.protocols), log: this.log, clientResultTimeout: options.clientResultTimeout })
     const mapped = new MappedHub({
       path,
       hub: compileHub(definition),
       options,
-      lifetime: new MemoryHubLifetimeManager(),
+      lifetime,
       log: this.log,
       userId: userId ?? undefined,
       forget: (connection) => { registry.forget(connection) },
@@ -90,5 +108,5 @@ export { defineHub } from './lib/hub/define-hub.js'
 export { accessToken, redactAccessToken } from './lib/transports/access-token.js'
 export { HubError } from './lib/errors.js'
 export * as errors from './lib/errors.js'
-export type { HubLifetimeManager, SendTarget, LifetimeConnection } from './lib/lifetime/hub-lifetime-manager.js'
+export type { Backplane, BackplaneHub, HubLifetimeManager, SendTarget, LifetimeConnection } from './lib/lifetime/hub-lifetime-manager.js'
 export type * from './types/index.js'

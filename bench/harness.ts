@@ -37,7 +37,7 @@ export const PEERS: PeerSpec[] = [
     id: 'ws',
     label: 'ws (floor)',
     family: 'signalr',
-    unsupported: (s) => s.transport === 'lp' ? 'raw ws has no HTTP transport' : undefined
+    unsupported: (s) => s.transport === 'lp' ? 'raw ws has no HTTP transport' : s.kind === 'broadcast-redis' ? 'raw ws has no backplane' : undefined
   },
   {
     id: 'socketio',
@@ -70,14 +70,14 @@ export function prepareAspNet (log: (s: string) => void): string | undefined {
   return undefined
 }
 
-function serverArgv (peer: PeerId, nodeArgs: string[], imports: string[]): string[] {
+function serverArgv (peer: PeerId, nodeArgs: string[], imports: string[], redisPort?: string): string[] {
   // Imports after tsx wrap its loader (the profiler's source capture relies on that)
   const tsxServer = (file: string): string[] => [process.execPath, ...nodeArgs, '--import', 'tsx', ...imports.flatMap((i) => ['--import', i]), `bench/servers/${file}`]
   switch (peer) {
     case 'ours': return tsxServer('fastify-signalr.ts')
     case 'ws': return tsxServer('ws.ts')
     case 'socketio': return tsxServer('socketio.ts')
-    case 'aspnetcore': return ['dotnet', ASPNET_DLL, '--urls', 'http://127.0.0.1:0']
+    case 'aspnetcore': return ['dotnet', ASPNET_DLL, '--urls', 'http://127.0.0.1:0', ...(redisPort === undefined ? [] : ['--Redis', `127.0.0.1:${redisPort}`])]
   }
 }
 
@@ -128,6 +128,8 @@ async function sampleRss (pid: number, samples: number): Promise<number | undefi
 export interface ServerHandle {
   peer: PeerSpec
   pid: number
+  /** broadcast-redis: the fleet's second server process (receivers are spread over both). */
+  second?: ServerHandle
   httpBase: string
   /** Set when the process has exited. */
   exitCode: number | null | undefined
@@ -136,7 +138,7 @@ export interface ServerHandle {
 }
 
 export async function startServer (peer: PeerSpec, options: { nodeArgs?: string[], imports?: string[], env?: Record<string, string> } = {}): Promise<ServerHandle> {
-  const argv = serverArgv(peer.id, options.nodeArgs ?? [], options.imports ?? [])
+  const argv = serverArgv(peer.id, options.nodeArgs ?? [], options.imports ?? [], options.env?.REDIS_PORT)
   const child = spawn('bash', ['-c', ULIMIT, 'bash', ...argv], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -264,7 +266,7 @@ async function bounded<T> (p: Promise<T>, ms: number, what: string): Promise<T> 
 // ---------------------------------------------------------------------------------------
 // Scenarios
 
-export type ScenarioKind = 'echo' | 'broadcast' | 'idle' | 'connect'
+export type ScenarioKind = 'echo' | 'broadcast' | 'idle' | 'connect' | 'broadcast-redis'
 
 export interface ScenarioSpec {
   id: string
@@ -279,6 +281,7 @@ export const SCENARIOS: ScenarioSpec[] = [
   { id: 'echo-msgpack', title: 'Echo, WebSockets, MessagePack', kind: 'echo', transport: 'ws', protocol: 'messagepack' },
   { id: 'broadcast-json', title: 'Broadcast, WebSockets, JSON', kind: 'broadcast', transport: 'ws', protocol: 'json' },
   { id: 'broadcast-msgpack', title: 'Broadcast, WebSockets, MessagePack', kind: 'broadcast', transport: 'ws', protocol: 'messagepack' },
+  { id: 'broadcast-redis', title: 'Broadcast over Redis, 2 server processes, WebSockets, JSON', kind: 'broadcast-redis', transport: 'ws', protocol: 'json' },
   { id: 'idle', title: 'Idle WebSocket connections', kind: 'idle', transport: 'ws', protocol: 'json' },
   { id: 'connect', title: 'Connect rate (negotiate + WebSocket + handshake)', kind: 'connect', transport: 'ws', protocol: 'json' },
   { id: 'lp-echo-json', title: 'Echo, Long Polling, JSON', kind: 'echo', transport: 'lp', protocol: 'json' },
@@ -328,6 +331,8 @@ export interface Measurement {
   p99Ms?: number
   kbPerConnection?: number
   serverCpuPct?: number
+  /** Server CPU time (all its processes) per delivery, in microseconds. */
+  cpuUsPerDelivery?: number
   clientCpuPct?: number
   connected: number
   failedConnects: number
@@ -351,7 +356,8 @@ export function scenarioBoundMs (s: ScenarioSpec, st: Settings): number {
   const fixed = 60_000 + st.warmupMs + st.graceMs // connect phase, start-up, teardown
   switch (s.kind) {
     case 'echo': return fixed + (s.transport === 'lp' ? st.lp.durationMs : st.echo.durationMs)
-    case 'broadcast': return fixed + st.broadcast.durationMs
+    case 'broadcast':
+    case 'broadcast-redis': return fixed + st.broadcast.durationMs
     case 'idle': return fixed + 60_000 + st.idle.settleMs
     case 'connect': return fixed + st.connect.durationMs
   }
@@ -404,6 +410,7 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
   spawnClient: (c: ClientConfig, name: string) => ClientProcess): Promise<Measurement> {
   const notes: string[] = []
   const serverGone = (): void => {
+    if (server.second?.exitCode !== undefined) throw new HarnessError(`${server.peer.label}'s second process exited during ${s.id}:\n${server.second?.stderrTail() ?? ''}`)
     if (server.exitCode !== undefined) throw new HarnessError(`${server.peer.label} exited (code ${server.exitCode}) during ${s.id}:\n${server.stderrTail()}`)
   }
 
@@ -423,10 +430,15 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
       break
     }
     case 'broadcast':
-      loaders = split(st.broadcast.connections, st.broadcast.receivers).map((n, i) =>
-        spawnClient({ ...baseConfig(server, s, st, 'broadcast-receive'), connections: n, concurrency: 50 }, `receiver${i}`))
+    case 'broadcast-redis': {
+      // Over Redis, receivers are spread over both processes and the sender talks to the first
+      const receivers = s.kind === 'broadcast-redis' ? Math.max(2, st.broadcast.receivers) : st.broadcast.receivers
+      const target = (i: number): ServerHandle => (s.kind === 'broadcast-redis' && i % 2 === 1 ? server.second ?? server : server)
+      loaders = split(st.broadcast.connections, receivers).map((n, i) =>
+        spawnClient({ ...baseConfig(target(i), s, st, 'broadcast-receive'), connections: n, concurrency: 50 }, `receiver${i}`))
       sender = spawnClient({ ...baseConfig(server, s, st, 'broadcast-send'), connections: 1, concurrency: 1 }, 'sender')
       break
+    }
     case 'idle':
       loaders = split(st.idle.connections, st.idle.processes).map((n, i) =>
         spawnClient({ ...baseConfig(server, s, st, 'idle'), connections: n, concurrency: 50, localAddress: addresses.next() }, `idle${i}`))
@@ -474,16 +486,22 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
   }
 
   const duration = s.kind === 'echo' ? (s.transport === 'lp' ? st.lp.durationMs : st.echo.durationMs)
-    : s.kind === 'broadcast' ? st.broadcast.durationMs : st.connect.durationMs
+    : s.kind === 'broadcast' || s.kind === 'broadcast-redis' ? st.broadcast.durationMs : st.connect.durationMs
   const measureFrom = nowMicros() + 150_000 + st.warmupMs * 1000
   const endAt = measureFrom + duration * 1000
   for (const c of everyone) c.send({ type: 'go', measureFrom, endAt })
 
   await sleep((measureFrom - nowMicros()) / 1000)
-  const cpu0 = cpuSeconds(server.pid)
+  // Server CPU is both processes' for broadcast-redis
+  const serverCpu = (): number | undefined => {
+    const a = cpuSeconds(server.pid)
+    const b = server.second === undefined ? 0 : cpuSeconds(server.second.pid)
+    return a === undefined || b === undefined ? undefined : a + b
+  }
+  const cpu0 = serverCpu()
   const clientCpu0 = everyone.map((c) => c.cpu() ?? 0)
   await sleep((endAt - nowMicros()) / 1000)
-  const cpu1 = cpuSeconds(server.pid)
+  const cpu1 = serverCpu()
   const clientCpu1 = everyone.map((c) => c.cpu() ?? 0)
   serverGone()
   const seconds = duration / 1000
@@ -509,8 +527,10 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
     for (const e of senderResult.errors ?? []) if (notes.length < 6) notes.push(`sender: ${e}`)
   }
   const windowSeconds = (endAt - measureFrom) / 1e6
+  const rate = count / windowSeconds
   return {
-    rate: count / windowSeconds,
+    rate,
+    cpuUsPerDelivery: serverCpuPct === undefined || rate === 0 ? undefined : serverCpuPct / 100 * 1e6 / rate,
     p50Ms: toMs(hist.quantile(0.5)),
     p99Ms: toMs(hist.quantile(0.99)),
     serverCpuPct,
@@ -525,4 +545,34 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
 
 function fmtMb (kb: number | undefined): string {
   return kb === undefined ? '?' : (kb / 1024).toFixed(1)
+}
+
+// ---------------------------------------------------------------------------------------
+// broadcast-redis: one redis-server and two processes of the peer on it
+
+/** Starts redis-server on a free port and two server processes of the peer sharing it. */
+export async function startRedisFleet (peer: PeerSpec): Promise<ServerHandle> {
+  if (spawnSync('redis-server', ['--version']).status !== 0) throw new HarnessError('redis-server is not installed')
+  const port = String(20000 + Math.floor(Math.random() * 20000))
+  const redis = spawn('redis-server', ['--port', port, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const end = Date.now() + 10_000
+  while (spawnSync('redis-cli', ['-p', port, 'ping'], { encoding: 'utf8' }).stdout?.trim() !== 'PONG') {
+    if (Date.now() > end) throw new HarnessError('redis-server did not start')
+    await sleep(20)
+  }
+  const stopRedis = (): void => { if (redis.exitCode === null) redis.kill('SIGKILL') }
+  try {
+    const first = await startServer(peer, { env: { REDIS_PORT: port } })
+    const second = await startServer(peer, { env: { REDIS_PORT: port } }).catch(async (err: unknown) => { await first.stop(); throw err })
+    const stopFirst = first.stop
+    first.second = second
+    first.stop = async () => {
+      await Promise.all([stopFirst(), second.stop()])
+      stopRedis()
+    }
+    return first
+  } catch (err) {
+    stopRedis()
+    throw err
+  }
 }

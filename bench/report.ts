@@ -9,7 +9,7 @@ export type Outcome =
 
 export type Results = Map<string, Map<PeerId, Outcome>>
 
-type MetricKey = 'rate' | 'p50Ms' | 'p99Ms' | 'kbPerConnection'
+type MetricKey = 'rate' | 'p50Ms' | 'p99Ms' | 'kbPerConnection' | 'cpuUsPerDelivery'
 
 interface Row {
   scenario: ScenarioSpec
@@ -31,6 +31,12 @@ function rowsFor (s: ScenarioSpec): Row[] {
         { scenario: s, metric: 'rate', label: 'deliveries/s', better: 'higher' },
         { scenario: s, metric: 'p50Ms', label: 'p50 send→receipt, ms', better: 'lower' },
         { scenario: s, metric: 'p99Ms', label: 'p99 send→receipt, ms', better: 'lower' }
+      ]
+    case 'broadcast-redis':
+      return [
+        { scenario: s, metric: 'rate', label: 'deliveries/s', better: 'higher' },
+        { scenario: s, metric: 'p99Ms', label: 'p99 send→receipt, ms', better: 'lower' },
+        { scenario: s, metric: 'cpuUsPerDelivery', label: 'server CPU per delivery (both processes), µs', better: 'lower' }
       ]
     case 'idle':
       return [{ scenario: s, metric: 'kbPerConnection', label: 'server RSS per connection, KB', better: 'lower' }]

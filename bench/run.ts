@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import {
-  AddressPool, FULL, HarnessError, PEERS, QUICK, ROOT, SCENARIOS, prepareAspNet, runScenario, scenarioBoundMs, startServer,
+  AddressPool, FULL, HarnessError, PEERS, QUICK, ROOT, SCENARIOS, prepareAspNet, runScenario, scenarioBoundMs, startRedisFleet, startServer,
   type PeerId, type PeerSpec, type ServerHandle
 } from './harness.js'
 import { detailsTable, markdownTable, svgChart, type Outcome, type Results } from './report.js'
@@ -69,7 +69,8 @@ const addresses = new AddressPool()
 // scenario so each is measured alone (and idle memory starts from a clean process)
 const shared = new Map<PeerId, ServerHandle>()
 
-async function serverFor (peer: PeerSpec): Promise<ServerHandle> {
+async function serverFor (peer: PeerSpec, kind: string): Promise<ServerHandle> {
+  if (kind === 'broadcast-redis') return await startRedisFleet(peer)
   if (!quick) return await startServer(peer)
   const existing = shared.get(peer.id)
   if (existing !== undefined && existing.exitCode === undefined) return existing
@@ -100,7 +101,7 @@ for (const scenario of runOrder) {
     const t0 = Date.now()
     let server: ServerHandle | undefined
     try {
-      server = await serverFor(peer)
+      server = await serverFor(peer, scenario.kind)
       const m = await runScenario(server, scenario, settings, addresses)
       byPeer.set(peer.id, { kind: 'ok', m })
       const figure = m.kbPerConnection !== undefined
@@ -117,7 +118,7 @@ for (const scenario of runOrder) {
         shared.delete(peer.id)
       }
     } finally {
-      if (!quick) await server?.stop()
+      if (!quick || scenario.kind === 'broadcast-redis') await server?.stop()
     }
   }
 }

@@ -9,12 +9,14 @@ import {
 } from './errors.js'
 import type { LifetimeConnection } from './lifetime/hub-lifetime-manager.js'
 import type { ResolvedHubOptions } from './options.js'
+import { InboundBuffer } from './inbound-buffer.js'
+import { LogLimiter, type LogLevel } from './log-limiter.js'
 import { MessageBuffer } from './message-buffer.js'
 import { parseHandshakeRequest, writeHandshakeResponse } from './protocol/handshake.js'
 import type { HubProtocol } from './protocol/hub-protocol.js'
 import { MessageType, type CompletionMessage, type HubMessage, type InvocationMessage } from './protocol/messages.js'
 import { SerializedMessage } from './protocol/serialized-message.js'
-import type { Transport } from './transports/transport.js'
+import type { Transport, TransportKind } from './transports/transport.js'
 
 export type ConnectionState = 'negotiated' | 'handshaking' | 'connected' | 'closed'
 
@@ -67,9 +69,22 @@ export function newConnectionId (): string {
   return id
 }
 
-const EMPTY = Buffer.alloc(0)
 /** Unsent bytes beyond transportMaxBufferSize × this end the connection at once. */
 export const OUTBOUND_HARD_CAP_FACTOR = 4
+/**
+ * Messages parsed for one connection before it yields the event loop. A frame may carry
+ * hundreds of thousands of tiny messages; they are worked through this many at a time, with
+ * the connection's transport paused in between, so that other connections keep being served.
+ */
+export const MESSAGES_PER_SLICE = 256
+/** How often a sender waiting for a congested connection looks again, in ms. */
+const DRAIN_POLL_MS = 5
+/**
+ * A congested connection that takes nothing for this long (at most a quarter of
+ * transportSendTimeout) is not reading: senders stop waiting for it, and its backlog is left
+ * to the hard cap and the send timeout. Waiting on it would hold every sender up.
+ */
+const NOT_DRAINING_MS = 500
 let resultCounter = 0
 
 export class Connection implements LifetimeConnection {
@@ -84,18 +99,38 @@ export class Connection implements LifetimeConnection {
   userId: string | undefined
   request: FastifyRequest | undefined
   transport: Transport | undefined
+  /** The transport the connection was first bound to; it never changes, even across a stateful reconnect. */
+  transportKind: TransportKind | undefined
   protocol: HubProtocol | undefined
   private logger: FastifyBaseLogger | undefined
   /** Negotiated with useStatefulReconnect (WebSockets only; see stateful reconnect). */
   statefulReconnect = false
   /** Set when a transport request has claimed the connection, before it is attached. */
   claimed = false
-  /** True while the dispatcher runs a message: the client timeout clock is paused (as in .NET). */
-  busy = false
 
   /** Made when someone first asks for the signal: most connections never need one. */
   private abortController: AbortController | undefined
-  private inbound: Buffer = EMPTY
+  private readonly inbound = new InboundBuffer('text')
+  /** Re-entrancy guard: dispatching a message can lead back into process(). */
+  private processing = false
+  /** Messages parsed since the connection last yielded the event loop. */
+  private sliceUsed = 0
+  /** Set between a used-up slice and the turn that continues it. */
+  private yielding = false
+  /**
+   * Reasons the client's messages cannot reach the dispatcher now (a call waiting for a
+   * slot, say): the client timeout is paused while there is any, as ASP.NET Core pauses it
+   * while its receive loop waits on a dispatch.
+   */
+  private timeoutPauses = 0
+  private limiter: LogLimiter | undefined
+  private drainWaiters: Array<{ resolve: () => void, evenIfStalled: boolean }> = []
+  private drainTimer: NodeJS.Timeout | undefined
+  /** Unread bytes at the last drain check, and when they last went down. */
+  private drainLastBytes = 0
+  private drainProgressAt = 0
+  /** Set (to the unread bytes then) once the client took nothing for a while though congested. */
+  private notDrainingAt: number | undefined
   private binary = false
   private handshakeStartedAt = 0
   private lastReceivedAt = 0
@@ -106,6 +141,8 @@ export class Connection implements LifetimeConnection {
   private pendingResultsMap: Map<string, PendingResult> | undefined
   /** Set while the dispatcher has more queued than it lets a client run ahead by. */
   private inboundPaused = false
+  /** Whether the transport was last told to stop reading. */
+  private readingPaused = false
   private readableWaiters: Array<() => void> = []
   /** Present when stateful reconnect is on for this connection. */
   private reconnect: MessageBuffer | undefined
@@ -129,6 +166,15 @@ export class Connection implements LifetimeConnection {
       this.logger = this.request.log.child({ signalrConnectionId: this.connectionId })
     }
     return this.logger
+  }
+
+  /**
+   * A log line the client can cause again and again on a live connection: rate-limited per
+   * kind, so that a message carrying thousands of them cannot flood the log.
+   */
+  logRepeatable (level: LogLevel, kind: string, fields: Record<string, unknown>, message: string): void {
+    this.limiter ??= new LogLimiter()
+    this.limiter.log(this.log, level, kind, fields, message)
   }
 
   /** Per-connection state for the application (ctx.items). */
@@ -155,9 +201,21 @@ export class Connection implements LifetimeConnection {
     return this.binary
   }
 
+  /** Bytes received from the client and not parsed yet: bounded by the transport's message limit. */
+  get pendingInboundBytes (): number {
+    return this.inbound.length
+  }
+
+  /** A transport request has taken the connection; from now on no other kind of transport may. */
+  claim (kind: TransportKind): void {
+    this.claimed = true
+    this.transportKind = kind
+  }
+
   /** Binds the first transport request; the handshake clock starts now. */
   attach (transport: Transport, request: FastifyRequest): void {
     this.transport = transport
+    this.transportKind = transport.kind
     this.request = request
     this.state = 'handshaking'
     this.handshakeStartedAt = this.lastReceivedAt = this.lastSentAt = Date.now()
@@ -167,23 +225,60 @@ export class Connection implements LifetimeConnection {
   receive (data: Buffer): void {
     if (this.state === 'closed' || data.length === 0) return
     this.lastReceivedAt = Date.now()
-    this.inbound = this.inbound.length === 0 ? data : Buffer.concat([this.inbound, data])
-    if (this.state === 'handshaking' && !this.handshake()) return
-    if (this.state !== 'connected' || this.inbound.length === 0) return
+    this.inbound.append(data)
+    this.process()
+  }
+
+  /** Whether a parse now can make progress, or must refuse a record already too long. */
+  private get parsable (): boolean {
+    return this.inbound.ready || this.inbound.overLimit(this.host.options.maximumReceiveMessageSize)
+  }
+
+  /**
+   * Parses and dispatches what has arrived, at most MESSAGES_PER_SLICE messages per turn of
+   * the event loop, and not while the dispatcher has too much of this client's input waiting.
+   */
+  private process (): void {
+    if (this.processing) return
+    this.processing = true
+    try {
+      while (this.parsable && !this.inboundPaused && !this.yielding) {
+        if (this.state === 'handshaking') {
+          if (!this.handshake()) return
+          continue
+        }
+        if (this.state !== 'connected') return
+        if (this.sliceUsed >= MESSAGES_PER_SLICE) {
+          this.yieldSlice()
+          return
+        }
+        this.parseSlice(MESSAGES_PER_SLICE - this.sliceUsed)
+      }
+    } finally {
+      this.processing = false
+      this.wakeReaders()
+    }
+  }
+
+  private parseSlice (budget: number): void {
     const protocol = this.protocol as HubProtocol
     let messages: HubMessage[]
+    let read: number
     try {
-      const result = protocol.parse(this.inbound, this.host.options.maximumReceiveMessageSize)
+      const data = this.inbound.take()
+      const result = protocol.parse(data, this.host.options.maximumReceiveMessageSize, budget)
       messages = result.messages
-      this.inbound = result.consumed === this.inbound.length ? EMPTY : this.inbound.subarray(result.consumed)
+      read = result.read
+      this.inbound.consume(result.consumed, read >= budget && result.consumed < data.length)
     } catch (err) {
       this.log.warn({ err }, 'signalr: closing a connection that sent an invalid message')
-      this.inbound = EMPTY
+      this.inbound.clear()
       // ASP.NET Core allows a reconnect after a bad or oversize message: the next
       // connection starts clean
       this.close({ error: err as Error, allowReconnect: true })
       return
     }
+    this.sliceUsed += read
     if (messages.length === 0) return
     let deliver = messages
     if (this.reconnect !== undefined) {
@@ -195,6 +290,40 @@ export class Connection implements LifetimeConnection {
       if (m.type === MessageType.Ping) this.clientTimeoutArmed = true
     }
     if (deliver.length > 0) this.host.onMessages(this, deliver)
+  }
+
+  /** The slice is used up: stop reading the client and continue on the next turn. */
+  private yieldSlice (): void {
+    this.yielding = true
+    this.updateReading()
+    setImmediate(() => {
+      this.yielding = false
+      this.sliceUsed = 0
+      if (this.state === 'closed') return
+      this.updateReading()
+      this.process()
+    })
+  }
+
+  /** The transport reads only while nothing holds the client's input back. */
+  private updateReading (): void {
+    const paused = this.inboundPaused || this.yielding
+    if (paused === this.readingPaused) return
+    this.readingPaused = paused
+    if (paused) this.transport?.pauseReading?.()
+    else this.transport?.resumeReading?.()
+  }
+
+  private wakeReaders (): void {
+    if (this.readableWaiters.length === 0 || !this.idleInbound) return
+    const waiters = this.readableWaiters
+    this.readableWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** Nothing of the client's input waits to be parsed or let through. */
+  private get idleInbound (): boolean {
+    return this.state === 'closed' || (!this.inboundPaused && !this.yielding && !this.parsable)
   }
 
   /** Stateful reconnect: consumes Ack and Sequence, drops replayed duplicates. */
@@ -221,13 +350,16 @@ export class Connection implements LifetimeConnection {
   private handshake (): boolean {
     let parsed
     try {
-      parsed = parseHandshakeRequest(this.inbound, this.host.options.maximumReceiveMessageSize)
+      parsed = parseHandshakeRequest(this.inbound.take(), this.host.options.maximumReceiveMessageSize)
     } catch (err) {
       this.rejectHandshake((err as Error).message)
       return false
     }
-    if (parsed.request === undefined) return false
-    this.inbound = this.inbound.subarray(parsed.consumed)
+    if (parsed.request === undefined) {
+      this.inbound.consume(0, false)
+      return false
+    }
+    this.inbound.consume(parsed.consumed, false)
     const { protocol: name, version } = parsed.request
     const protocol = this.host.protocols.get(name.toLowerCase())
     if (protocol === undefined) {
@@ -244,6 +376,7 @@ export class Connection implements LifetimeConnection {
     }
     this.protocol = protocol
     this.binary = protocol.transferFormat === 'Binary'
+    this.inbound.setFraming(this.binary ? 'binary' : 'text')
     this.state = 'connected'
     // Stateful reconnect needs both sides: negotiated, a version-2 handshake, and WebSockets
     if (this.statefulReconnect && version >= 2 && this.transport?.kind === 'WebSockets') {
@@ -286,6 +419,8 @@ export class Connection implements LifetimeConnection {
   /** Trackable messages go through the replay buffer when stateful reconnect is on. */
   private emit (bytes: Buffer, trackable: boolean): void {
     if (trackable && this.reconnect !== undefined) {
+      // Also while no transport is attached: what waits for the client is bounded the same way
+      if (this.overHardCap()) return
       const now = this.reconnect.track(bytes)
       if (now !== undefined && this.transport !== undefined) this.sendFrame(now)
       return
@@ -293,56 +428,155 @@ export class Connection implements LifetimeConnection {
     if (this.transport !== undefined) this.sendFrame(bytes)
   }
 
+  /**
+   * What the client has left unread: bytes handed to its socket, or waiting for its poll,
+   * and with stateful reconnect the messages waiting for its Acks. This turn's unflushed
+   * batch does not count: it has not been offered to the client yet.
+   */
+  private unreadBytes (): number {
+    return (this.transport?.bufferedBytes() ?? 0) + (this.reconnect?.waitingBytes ?? 0)
+  }
+
+  /**
+   * The hard bound on a slow consumer: far past what the send-timeout check tolerates, the
+   * connection is cut at once instead of growing the server's memory. Only what was unread
+   * before this send counts, so one large message to a client that reads is fine. Hub
+   * senders wait while a reading client is congested, so they cannot push it here.
+   */
+  private overHardCap (): boolean {
+    const cap = this.host.options.transportMaxBufferSize * OUTBOUND_HARD_CAP_FACTOR
+    const unread = this.unreadBytes()
+    if (unread <= cap) return false
+    this.log.warn({ buffered: unread }, 'signalr: closing a connection whose outbound buffer is full')
+    this.close({ error: new OutboundBufferFullError(cap), abort: true })
+    return true
+  }
+
   private sendFrame (bytes: Buffer): void {
     const transport = this.transport
-    if (transport === undefined) return
+    if (transport === undefined || this.overHardCap()) return
     this.lastSentAt = Date.now()
     transport.send(bytes, this.binary)
-    // The hard bound on a slow consumer: far past what the send-timeout check tolerates,
-    // the connection is cut at once instead of growing the server's memory
-    // (the message just queued does not count: one large result to a fast reader is fine)
-    const cap = this.host.options.transportMaxBufferSize * OUTBOUND_HARD_CAP_FACTOR
-    if (transport.bufferedBytes() - bytes.length > cap && this.state !== 'closed') {
-      this.log.warn({ buffered: transport.bufferedBytes() }, 'signalr: closing a connection whose outbound buffer is full')
-      this.close({ error: new OutboundBufferFullError(cap), abort: true })
-    }
   }
 
   /**
-   * Resolves once the client has read enough that another message will not push the
-   * connection toward its outbound bounds, or once the connection ends. Streams await it so
-   * that a fast generator slows down to the client's pace instead of being cut off.
+   * LifetimeConnection: the client has more than transportMaxBufferSize unread (or, with
+   * stateful reconnect, messages wait for its Acks or for it to come back). Senders then
+   * wait for drained() before they send again, so that production slows to the client's
+   * pace instead of filling the server's memory.
+   */
+  get congested (): boolean {
+    if (this.state !== 'connected') return false
+    if ((this.reconnect?.waitingBytes ?? 0) > 0) return true
+    const transport = this.transport
+    return transport !== undefined && transport.bufferedBytes() > this.host.options.transportMaxBufferSize
+  }
+
+  /**
+   * LifetimeConnection: resolves once the connection is no longer congested, or has ended,
+   * or turns out not to be reading at all (it took nothing for a while): a sender is paced
+   * to a slow reader, but never held up by a dead one, which the hard cap and the send
+   * timeout deal with.
+   */
+  async drained (): Promise<void> {
+    if (!this.congested) return
+    if (this.notDrainingAt !== undefined) {
+      if (this.unreadBytes() >= this.notDrainingAt) return
+      // It took something since: it reads after all
+      this.notDrainingAt = undefined
+    }
+    await this.waitForDrain(false)
+  }
+
+  /**
+   * Streams await it after each item, so that a fast generator slows to the client's pace;
+   * a stream waits even for a client that stopped reading, until the send timeout ends it.
    */
   async writable (): Promise<void> {
-    const limit = this.host.options.transportMaxBufferSize
-    while (this.state === 'connected' && (this.transport === undefined || this.transport.bufferedBytes() > limit)) {
-      await new Promise((resolve) => { setTimeout(resolve, 10) })
+    if (!this.congested) return
+    await this.waitForDrain(true)
+  }
+
+  private async waitForDrain (evenIfStalled: boolean): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.drainWaiters.push({ resolve, evenIfStalled })
+      if (this.drainTimer !== undefined) return
+      // One timer per congested connection, however many senders wait on it
+      this.drainLastBytes = this.unreadBytes()
+      this.drainProgressAt = Date.now()
+      this.drainTimer = setInterval(() => { this.checkDrain() }, DRAIN_POLL_MS)
+    })
+  }
+
+  private checkDrain (): void {
+    if (!this.congested) {
+      this.notDrainingAt = undefined
+      this.wakeDrainWaiters(true)
+      return
+    }
+    const now = Date.now()
+    const unread = this.unreadBytes()
+    if (unread < this.drainLastBytes) this.drainProgressAt = now
+    this.drainLastBytes = unread
+    if (this.notDrainingAt === undefined && now - this.drainProgressAt > Math.min(NOT_DRAINING_MS, this.host.options.transportSendTimeout / 4)) {
+      this.notDrainingAt = unread
+      this.log.debug({ buffered: unread }, 'signalr: a congested client is not reading; senders no longer wait for it')
+      this.wakeDrainWaiters(false)
+    }
+  }
+
+  /** Wakes the senders waiting for this connection (all of them, or those that give up on a dead reader). */
+  private wakeDrainWaiters (all = true): void {
+    const keep: typeof this.drainWaiters = []
+    for (const w of this.drainWaiters) {
+      if (all || !w.evenIfStalled) w.resolve()
+      else keep.push(w)
+    }
+    this.drainWaiters = keep
+    if (keep.length === 0 && this.drainTimer !== undefined) {
+      clearInterval(this.drainTimer)
+      this.drainTimer = undefined
     }
   }
 
   /**
-   * The dispatcher has too much of this client's input waiting: stop reading it (ASP.NET
-   * Core stops reading its pipe the same way), so a flood costs the client, not our memory.
+   * The dispatcher has too much of this client's input waiting: stop parsing and reading it
+   * (ASP.NET Core stops reading its pipe the same way), so a flood costs the client, not
+   * our memory.
    */
   pauseInbound (): void {
     if (this.inboundPaused) return
     this.inboundPaused = true
-    this.transport?.pauseReading?.()
+    this.updateReading()
   }
 
   resumeInbound (): void {
     if (!this.inboundPaused) return
     this.inboundPaused = false
-    this.transport?.resumeReading?.()
-    const waiters = this.readableWaiters
-    this.readableWaiters = []
-    for (const w of waiters) w()
+    this.updateReading()
+    // What arrived meanwhile, or was left unparsed, goes on now
+    this.process()
   }
 
-  /** Resolves when the connection takes input again (or has ended): POST answers wait for it. */
+  /**
+   * Resolves once everything received so far has been parsed and let through to the
+   * dispatcher (or the connection has ended): POST answers wait for it, so a client that
+   * sends faster than it is served is held back as a paused socket would be.
+   */
   async readable (): Promise<void> {
-    if (!this.inboundPaused || this.state === 'closed') return
+    if (this.idleInbound) return
     await new Promise<void>((resolve) => { this.readableWaiters.push(resolve) })
+  }
+
+  /** The dispatcher cannot take this client's next message yet: its silence is not its fault. */
+  pauseClientTimeout (): void {
+    this.timeoutPauses++
+  }
+
+  resumeClientTimeout (): void {
+    if (this.timeoutPauses === 0) return
+    // The clock starts afresh, as ASP.NET Core's BeginClientTimeout restarts it
+    if (--this.timeoutPauses === 0) this.lastReceivedAt = Date.now()
   }
 
   /** LifetimeConnection: a client result. */
@@ -441,13 +675,16 @@ export class Connection implements LifetimeConnection {
   private finish (error: Error | undefined): void {
     const wasEstablished = this.state === 'connected'
     this.state = 'closed'
-    this.inbound = EMPTY
-    this.resumeInbound()
+    this.inbound.clear()
+    this.inboundPaused = false
+    this.wakeReaders()
+    this.wakeDrainWaiters()
     for (const [id, pending] of this.pendingResultsMap ?? []) {
       clearTimeout(pending.timer)
       pending.reject(new ClientResultError(`Connection '${this.connectionId}' disconnected.`))
       this.pendingResults.delete(id)
     }
+    this.limiter?.flush(this.log)
     this.abortController?.abort(error ?? new ConnectionClosedError('The connection was closed.'))
     this.host.onClosed(this, error, wasEstablished)
   }
@@ -480,8 +717,8 @@ export class Connection implements LifetimeConnection {
           if (now - this.lastSentAt >= o.keepAliveInterval) {
             this.sendFrame((this.protocol as HubProtocol).write({ type: MessageType.Ping }))
           }
-          // Armed only once the client has pinged, and paused while a message is dispatched
-          if (this.clientTimeoutArmed && !this.busy && now - this.lastReceivedAt > o.clientTimeoutInterval) {
+          // Armed only once the client has pinged, and paused while its messages cannot be taken
+          if (this.clientTimeoutArmed && this.timeoutPauses === 0 && now - this.lastReceivedAt > o.clientTimeoutInterval) {
             this.log.info('signalr: closing a connection whose client timed out')
             this.close({ error: new ClientTimeoutError(), allowReconnect: true })
             return

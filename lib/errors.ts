@@ -73,3 +73,11 @@ export const InvalidClientResultError = createError<[string, string, string]>(
 /** With validateClientArguments on: a send() or invoke() whose arguments the `client` schemas refuse. */
 export const InvalidClientArgumentError = createError<[string, string]>(
   'FST_SIGNALR_INVALID_CLIENT_ARGUMENT', "Invalid call of client method '%s': %s.", 500, TypeError)
+
+/** The Redis backplane could not carry a send, a group change or a presence query in time. */
+export const BackplaneUnavailableError = createError<[string]>(
+  'FST_SIGNALR_BACKPLANE_UNAVAILABLE', 'The Redis backplane is unavailable: %s', 503)
+
+/** No server owned the connection of a group change within ackTimeout (ASP.NET Core waits 30 s too). */
+export const BackplaneAckTimeoutError = createError<[string, string, number]>(
+  'FST_SIGNALR_BACKPLANE_ACK_TIMEOUT', "No server acknowledged the group change of connection '%s' (group '%s') within %sms.", 504)

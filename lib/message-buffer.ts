@@ -3,6 +3,8 @@
 // client has not acknowledged, and duplicate suppression after a reconnect.
 // See signalr-wire.md §6.
 
+import { Fifo } from './fifo.js'
+
 interface Buffered { id: number, bytes: Buffer }
 
 export class MessageBuffer {
@@ -10,7 +12,7 @@ export class MessageBuffer {
   private readonly unacked: Buffered[] = []
   private unackedBytes = 0
   /** Trackable messages that wait for room in the replay buffer (ASP.NET Core makes such writes wait). */
-  private readonly waiting: Buffer[] = []
+  private readonly waiting = new Fifo<Buffer>()
   private waitingBytesTotal = 0
   private sentCount = 0
   /** Highest trackable id received and processed. */
@@ -54,7 +56,7 @@ export class MessageBuffer {
     }
     if (drop > 0) this.unacked.splice(0, drop)
     const released: Buffer[] = []
-    while (this.waiting.length > 0 && (this.unackedBytes === 0 || this.unackedBytes + this.waiting[0].length <= this.limit)) {
+    while (this.waiting.length > 0 && (this.unackedBytes === 0 || this.unackedBytes + (this.waiting.peek() as Buffer).length <= this.limit)) {
       const bytes = this.waiting.shift() as Buffer
       this.waitingBytesTotal -= bytes.length
       this.store(bytes)

@@ -26,7 +26,8 @@ export const HubOptionsSchema = Type.Object({
   statefulReconnectBufferSize: Type.Optional(Type.Integer({ minimum: 1 })),
   clientResultTimeout: Type.Optional(Milliseconds('How long a client result may take, in ms')),
   allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
-  validateClientArguments: Type.Optional(Type.Boolean({ description: 'Check what the server sends to clients against the hub\'s client schemas (for development)' }))
+  validateClientArguments: Type.Optional(Type.Boolean({ description: 'Check what the server sends to clients against the hub\'s client schemas (for development)' })),
+  minimumNegotiateVersion: Type.Optional(Type.Integer({ minimum: 0, maximum: 1, description: 'Refuse negotiate versions below this (1 refuses v0, whose public id is also its secret)' }))
 }, { additionalProperties: false })
 
 export type HubOptionsInput = Static<typeof HubOptionsSchema>
@@ -56,6 +57,7 @@ export interface ResolvedHubOptions {
   clientResultTimeout: number
   allowedOrigins: string[] | undefined
   validateClientArguments: boolean
+  minimumNegotiateVersion: number
 }
 
 export const DEFAULTS: ResolvedHubOptions = Object.freeze({
@@ -80,7 +82,8 @@ export const DEFAULTS: ResolvedHubOptions = Object.freeze({
   // client from pinning a pending call (and its slot) for good
   clientResultTimeout: 30_000,
   allowedOrigins: undefined,
-  validateClientArguments: false
+  validateClientArguments: false,
+  minimumNegotiateVersion: 0
 }) as ResolvedHubOptions
 
 const checkPlugin = Compile(PluginOptionsSchema)

@@ -47,10 +47,14 @@ export class Registry implements SignalRRegistry {
     return hub.hubContext as unknown as HubContext<ClientMethodsOf<H>>
   }
 
-  /** A new connection, known by its token until it closes. v0 clients use the id as token. */
-  createConnection (hub: MappedHub, negotiateVersion: number): Connection {
+  /**
+   * A new connection, known by its token until it closes. Negotiate v0 clients use the id as
+   * token. A WebSocket opened without negotiating (`skipNegotiation`) never uses its token
+   * after the upgrade, so it gets one nobody is told: its public id authorizes nothing.
+   */
+  createConnection (hub: MappedHub, negotiateVersion: number, negotiated = true): Connection {
     const connectionId = newConnectionId()
-    const token = negotiateVersion > 0 ? newConnectionId() : connectionId
+    const token = negotiateVersion > 0 || !negotiated ? newConnectionId() : connectionId
     const connection = new Connection(hub, { connectionId, token, negotiateVersion })
     this.byToken.set(token, connection)
     this.startHeartbeat()
@@ -112,6 +116,9 @@ export class Registry implements SignalRRegistry {
     this.byToken.clear()
     this.retired.clear()
     this.stopHeartbeat()
+    // One turn of the event loop before Fastify may destroy the sockets (forceCloseConnections):
+    // HTTP responses are uncorked, and write batches flushed, only then
+    await new Promise((resolve) => { setImmediate(resolve) })
     await Promise.all([...this.hubs.values()].map(async (h) => { await h.lifetime.close() }))
   }
 }

@@ -55,6 +55,10 @@ for (const transport of ['WebSockets', 'ServerSentEvents', 'LongPolling'] as Tra
     const log = lines.join('')
     t.match(log, /incoming request/, 'requests are logged')
     t.notOk(log.includes(token), 'the access token is not in the logs')
+    // The connection token authorizes every transport request: a secret as well
+    const ids = [...log.matchAll(/[?&]id=([^&"\s]*)/g)].map((m) => m[1])
+    t.ok(ids.length > 0, 'transport requests are logged')
+    t.same([...new Set(ids)], ['[redacted]'], 'the connection token (?id=) is redacted from every request line')
   })
 }
 
@@ -93,5 +97,6 @@ test('accessToken() and redactAccessToken()', async (t) => {
   t.equal(accessToken(req({ authorization: 'Bearer abc' }, { access_token: 'q' })), 'abc', 'the header wins')
   t.equal(accessToken(req({}, { access_token: 'q' })), 'q')
   t.equal(accessToken(req({ authorization: 'Basic xyz' }, {})), undefined)
-  t.equal(redactAccessToken('/hubs/x?id=1&access_token=secret.jwt&y=2'), '/hubs/x?id=1&access_token=[redacted]&y=2')
+  t.equal(redactAccessToken('/hubs/x?id=1&access_token=secret.jwt&y=2'), '/hubs/x?id=[redacted]&access_token=[redacted]&y=2')
+  t.equal(redactAccessToken('/hubs/x?uid=1&id=tok&_=5'), '/hubs/x?uid=1&id=[redacted]&_=5', 'only the id parameter itself')
 })

@@ -135,11 +135,12 @@ test('extra trailing items are ignored', async (t) => {
 })
 
 test('unknown message types are skipped, not errors', async (t) => {
-  t.strictSame(protocol.parse(framed('91 0a'), 0), { messages: [], consumed: 3 })
-  t.strictSame(protocol.parse(framed('93 63 01 02'), 0), { messages: [], consumed: 5 })
-  t.strictSame(protocol.parse(framed('91 00'), 0), { messages: [], consumed: 3 })
+  // read counts them: a frame of unknown messages uses up a slice like any other
+  t.strictSame(protocol.parse(framed('91 0a'), 0), { messages: [], consumed: 3, read: 1 })
+  t.strictSame(protocol.parse(framed('93 63 01 02'), 0), { messages: [], consumed: 5, read: 1 })
+  t.strictSame(protocol.parse(framed('91 00'), 0), { messages: [], consumed: 3, read: 1 })
   const data = Buffer.concat([bytes('02 91 06'), framed('91 0a'), bytes('02 91 06')])
-  t.strictSame(protocol.parse(data, 0), { messages: [{ type: 6 }, { type: 6 }], consumed: data.length })
+  t.strictSame(protocol.parse(data, 0), { messages: [{ type: 6 }, { type: 6 }], consumed: data.length, read: 3 })
 })
 
 test('several frames in one buffer, and a partial frame at the end', async (t) => {
@@ -149,8 +150,11 @@ test('several frames in one buffer, and a partial frame at the end', async (t) =
   const all = Buffer.concat([a, b, c])
   t.strictSame(protocol.parse(all, 0), {
     messages: [{ type: 1, invocationId: '0', target: 'Echo', arguments: ['hi'] }, { type: 6 }, { type: 7, allowReconnect: false }],
-    consumed: all.length
+    consumed: all.length,
+    read: 3
   })
+  // at most maxMessages are read; the rest stays unconsumed for the next slice
+  t.strictSame(protocol.parse(all, 0, 2), { messages: [{ type: 1, invocationId: '0', target: 'Echo', arguments: ['hi'] }, { type: 6 }], consumed: a.length + b.length, read: 2 })
   // every cut point: only whole frames are consumed
   for (let cut = 0; cut <= all.length; cut++) {
     const result = protocol.parse(all.subarray(0, cut), 0)
@@ -254,7 +258,7 @@ test('a declared length above the limit fails before the body arrives', async (t
   t.equal(body.length, 103)
   const frame = writeVarIntFrame(body)
   t.equal(protocol.parse(frame, 103).messages.length, 1)
-  t.strictSame(protocol.parse(frame.subarray(0, 10), 103), { messages: [], consumed: 0 })
+  t.strictSame(protocol.parse(frame.subarray(0, 10), 103), { messages: [], consumed: 0, read: 0 })
   t.throws(() => protocol.parse(frame.subarray(0, 10), 102), TOO_LARGE)
   // 0 means unlimited
   t.equal(protocol.parse(frame, 0).messages.length, 1)
@@ -323,22 +327,35 @@ test('malformed messages throw FST_SIGNALR_INVALID_MESSAGE', async (t) => {
   t.throws(() => protocol.parse(framed('95 01 80 c0 a1 4d 01'), 0), { message: 'Invalid payload for Invocation message: arguments must be an array.' })
   t.throws(() => protocol.parse(framed('94 01 80 c0 a1 4d'), 0), { message: 'Invalid payload for Invocation message.' })
   t.throws(() => protocol.parse(framed('01'), 0), { message: /MessagePack array/ })
-  t.throws(() => protocol.parse(framed('92 06'), 0), { message: 'Error reading MessagePack: the message ends inside a value.' })
-  t.throws(() => protocol.parse(framed('91 06 91 06'), 0), { message: /^Error reading MessagePack: Extra 2 of 4 byte/ })
+  t.throws(() => protocol.parse(framed('92 06'), 0), { message: 'Error reading MessagePack: an array declares 2 elements but only 1 bytes remain.' })
+  t.throws(() => protocol.parse(framed('93 c0 91 c0'), 0), { message: 'Error reading MessagePack: the message ends inside a value.' })
+  t.throws(() => protocol.parse(framed('91 06 91 06'), 0), { message: 'Error reading MessagePack: extra 2 byte(s) after the message.' })
   t.throws(() => protocol.parse(framed(''), 0), { message: 'Invalid payload: empty message.' })
   // a bad frame after good ones still fails the whole read: the connection ends anyway
   t.throws(() => protocol.parse(Buffer.concat([bytes('02 91 06'), framed('90')]), 0), INVALID)
 })
 
-test('a __proto__ map key cannot reach a prototype', async (t) => {
+test('a __proto__ map key cannot reach a prototype, and flags its message for an error answer', async (t) => {
   const before = Object.getOwnPropertyNames(Object.prototype).sort()
   // arguments: [{"__proto__": {"polluted": true}}]
   const proto = 'a9 5f 5f 70 72 6f 74 6f 5f 5f'
-  const refused = { ...INVALID, message: /__proto__ is not allowed/ }
-  t.throws(() => protocol.parse(framed(`95 01 80 c0 a1 4d 91 81 ${proto} 81 a8 70 6f 6c 6c 75 74 65 64 c3`), 0), refused)
-  // the same key nested deeper, and as a header name
-  t.throws(() => protocol.parse(framed(`95 01 80 c0 a1 4d 91 81 a1 61 81 ${proto} 80`), 0), refused)
-  t.throws(() => protocol.parse(framed(`95 01 81 ${proto} a1 62 c0 a1 4d 90`), 0), refused)
+  const cases = [
+    `95 01 80 c0 a1 4d 91 81 ${proto} 81 a8 70 6f 6c 6c 75 74 65 64 c3`,
+    // the same key nested deeper, and as a header name
+    `95 01 80 c0 a1 4d 91 81 a1 61 81 ${proto} 80`,
+    `95 01 81 ${proto} a1 62 c0 a1 4d 90`
+  ]
+  for (const body of cases) {
+    const m = parseOne(framed(body))
+    if (m.type !== 1) return t.fail('expected an Invocation')
+    t.equal(m.forbiddenKey, '__proto__', 'the message is flagged, so the dispatcher answers it with an error')
+    t.notOk(JSON.stringify(m.arguments).includes('__proto__'), 'the key itself is gone from what was decoded')
+  }
+  // a string value (not a key) spelled __proto__ is just a string
+  const plain = parseOne(framed(`95 01 80 c0 a1 4d 91 ${proto}`))
+  if (plain.type !== 1) return t.fail('expected an Invocation')
+  t.equal(plain.forbiddenKey, undefined)
+  t.strictSame(plain.arguments, ['__proto__'])
   t.equal(({} as Record<string, unknown>).polluted, undefined)
   t.strictSame(Object.getOwnPropertyNames(Object.prototype).sort(), before)
 
@@ -474,4 +491,43 @@ test('parse results do not depend on earlier failures', async (t) => {
   t.throws(() => protocol.parse(framed('92 06'), 0), INVALID)
   t.throws(() => protocol.parse(framed('95 01 80 c0 a1 4d 91 d4 05 00'), 0), INVALID)
   t.strictSame(parseAll(bytes('0e 95 01 80 a1 30 a4 45 63 68 6f 91 a2 68 69')), [{ type: 1, invocationId: '0', target: 'Echo', arguments: ['hi'] }])
+})
+
+test('declared counts and lengths larger than the bytes that follow are refused before anything is allocated', async (t) => {
+  const heapBefore = process.memoryUsage().heapUsed
+  // [1, {}, "1", "Echo", [dc ffff ...]]: every level declares 65,535 elements and holds one
+  const nested = (levels: number, header: string): Buffer => framed(`95 01 80 a1 31 a4 45 63 68 6f 91 ${Array(levels).fill(header).join(' ')} c0`)
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['64k array, flat', framed('95 01 80 a1 31 a4 45 63 68 6f 91 dc ff ff'), /an array declares 65535 elements but only 0 bytes remain/],
+    ['4G array, flat', framed('95 01 80 a1 31 a4 45 63 68 6f 91 dd ff ff ff ff'), /an array declares 4294967295 elements/],
+    ['64k map, flat', framed('95 01 80 a1 31 a4 45 63 68 6f 91 de ff ff'), /a map declares 65535 entries/],
+    ['4G map, flat', framed('95 01 80 a1 31 a4 45 63 68 6f 91 df ff ff ff ff'), /a map declares 4294967295 entries/],
+    ['64k arrays nested 5,000 deep', nested(5000, 'dc ff ff'), /an array declares 65535 elements/],
+    ['4G arrays nested 3,000 deep', nested(3000, 'dd ff ff ff ff'), /an array declares 4294967295 elements/],
+    ['a 4G str', framed('95 01 80 a1 31 a4 45 63 68 6f 91 db ff ff ff ff 61'), /a string declares 4294967295 bytes/],
+    ['a 4G bin', framed('95 01 80 a1 31 a4 45 63 68 6f 91 c6 ff ff ff ff 61'), /a bin declares 4294967295 bytes/],
+    ['a 4G ext', framed('95 01 80 a1 31 a4 45 63 68 6f 91 c9 ff ff ff ff 01 61'), /an ext declares 4294967296 bytes/],
+    ['honest counts nested past the depth limit', framed(`95 01 80 a1 31 a4 45 63 68 6f 91 ${Array(200).fill('91').join(' ')} c0`), /nested deeper than 100 levels/]
+  ]
+  for (const [why, data, message] of cases) {
+    t.throws(() => protocol.parse(data, 0), { ...INVALID, message }, why)
+  }
+  // Honest nesting within the limit still decodes
+  const ok = parseOne(framed(`95 01 80 a1 31 a4 45 63 68 6f 91 ${Array(90).fill('91').join(' ')} c0`))
+  t.equal(ok.type, 1)
+  // The bombs above would have asked for gigabytes; a parse that allocates only what the
+  // bytes hold leaves the heap where it was (generous bound: the failure mode is GBs)
+  t.ok(process.memoryUsage().heapUsed - heapBefore < 64 * 1024 * 1024, 'the heap did not grow by the declared counts')
+})
+
+test('scanMessagePack: linear in the bytes, exact about where a value ends', async (t) => {
+  const { scanMessagePack } = await import('../lib/protocol/msgpack-scan.js')
+  t.strictSame(scanMessagePack(bytes('93 01 a1 61 c0')), { protoKeys: [] })
+  t.strictSame(scanMessagePack(bytes('81 a9 5f 5f 70 72 6f 74 6f 5f 5f 01')), { protoKeys: [2] }, 'a map key spelled __proto__ is reported')
+  t.strictSame(scanMessagePack(bytes('82 01 a9 5f 5f 70 72 6f 74 6f 5f 5f a9 5f 5f 70 72 6f 74 6f 5f 5f 02')), { protoKeys: [13] }, 'only keys, not values')
+  // every fixed-size and length-prefixed type is skipped exactly
+  t.strictSame(scanMessagePack(bytes('dc 00 10 ca 00 00 00 00 cb 00 00 00 00 00 00 00 00 cc 01 cd 00 01 ce 00 00 00 01 cf 00 00 00 00 00 00 00 01 d0 ff d1 ff ff d2 ff ff ff ff d3 ff ff ff ff ff ff ff ff d4 01 02 d5 01 02 03 d6 ff 00 00 00 01 d9 01 61 c4 01 00 c7 01 01 00')), { protoKeys: [] })
+  t.throws(() => scanMessagePack(bytes('c1')), { ...INVALID, message: /unknown type byte 0xc1/ })
+  t.throws(() => scanMessagePack(bytes('91')), { ...INVALID, message: /an array declares 1 elements but only 0 bytes remain/ })
+  t.throws(() => scanMessagePack(bytes('cd 01')), { ...INVALID, message: /a number declares 2 bytes but only 1 remain/ })
 })

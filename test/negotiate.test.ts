@@ -112,3 +112,46 @@ test('a trailing slash on the hub path works', async (t) => {
   const get = await app.inject({ method: 'GET', url: '/hubs/chat/' })
   t.equal(get.statusCode, 400, 'the slash form routes to the hub (and asks for an id)')
 })
+
+test('minimumNegotiateVersion: 1 refuses v0 (whose public id is also its secret) with the spec error', async (t) => {
+  const app = await build(t, { minimumNegotiateVersion: 1 })
+  for (const url of ['/hubs/chat/negotiate', '/hubs/chat/negotiate?negotiateVersion=0']) {
+    const res = await app.inject({ method: 'POST', url })
+    t.equal(res.statusCode, 200, 'errors travel as JSON with 200')
+    t.same(res.json(), { error: "The client requested version '0', but the server does not support this version." }, url)
+  }
+  const v1 = await app.inject({ method: 'POST', url: '/hubs/chat/negotiate?negotiateVersion=1' })
+  t.equal(v1.json().negotiateVersion, 1)
+  t.ok(typeof v1.json().connectionToken === 'string', 'v1 still negotiates')
+  t.equal(app.signalr.connectionCount, 1, 'no connection was made for the refused ones')
+})
+
+test('the official client asking for v0 is refused by a hub that requires v1, and says why', async (t) => {
+  const { startServer } = await import('./fixtures/server.js')
+  const { buildClient } = await import('./fixtures/client.js')
+  const { url } = await startServer(t, { plugin: { minimumNegotiateVersion: 1 } })
+  // The client keeps a negotiateVersion already in the URL instead of adding its own
+  const client = buildClient(`${url}?negotiateVersion=0`)
+  const err = await client.start().then(() => undefined, (e: Error) => e)
+  t.match(err?.message, /The client requested version '0', but the server does not support this version\./)
+  const ok = buildClient(url)
+  await ok.start()
+  t.equal(ok.state, 'Connected', 'a v1 client connects')
+  await ok.stop()
+})
+
+test('a WebSocket opened without negotiating gets a token nobody is told: its public id authorizes nothing', async (t) => {
+  const { startServer } = await import('./fixtures/server.js')
+  const { connect } = await import('./fixtures/client.js')
+  const { app, base } = await startServer(t)
+  const c = await connect(t, `${base}/hubs/scenario`, { transport: 'WebSockets', skipNegotiation: true })
+  t.equal(await c.invoke('Echo', 'hi'), 'hi')
+  const [id] = await app.signalr.hub('/hubs/scenario').connections()
+  t.match(id, /^[A-Za-z0-9_-]{22}$/)
+  // With negotiate v0 the id would be the token; here it opens nothing
+  for (const [method, extra] of [['GET', '&_=1'], ['POST', ''], ['DELETE', '']] as const) {
+    const res = await fetch(`${base}/hubs/scenario?id=${id}${extra}`, { method })
+    t.equal(res.status, 404, `${method} with the public id: 404`)
+  }
+  t.equal(await c.invoke('Echo', 'still'), 'still', 'the connection itself is untouched')
+})

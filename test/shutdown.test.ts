@@ -47,3 +47,26 @@ test('after close nothing keeps the process alive: it exits on its own', async (
   t.equal(code, 0, out)
   t.match(out, /closed/)
 })
+
+test('with forceCloseConnections, a held long poll still carries the Close at app.close()', async (t) => {
+  const { request } = await import('./fixtures/wire.js')
+  const app = Fastify({ forceCloseConnections: true })
+  await app.register(signalr)
+  app.hub('/hubs/scenario', scenarioHub)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
+  const neg = await (await fetch(`${base}/hubs/scenario/negotiate?negotiateVersion=1`, { method: 'POST' })).json() as { connectionToken: string }
+  const url = `${base}/hubs/scenario?id=${neg.connectionToken}`
+  t.equal((await request(`${url}&_=1`)).status, 200, 'the first poll')
+  const handshake = request(`${url}&_=2`)
+  await request(url, { method: 'POST', body: `{"protocol":"json","version":1}${RS}` })
+  t.equal((await handshake).body.toString(), `{}${RS}`)
+  // A poll held by the server when it closes
+  const held = request(`${url}&_=3`)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  await app.close()
+  const res = await held
+  t.equal(res.status, 200)
+  t.equal(res.body.toString(), `{"type":7,"allowReconnect":true}${RS}`, 'the Close reached the client before the socket was destroyed')
+})

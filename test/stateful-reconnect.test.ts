@@ -116,3 +116,36 @@ test('version 1 handshakes and clients that did not ask get no stateful reconnec
   const again = await rawConnect(t, wsUrl).catch((err: Error) => err)
   t.match(String(again), /404/, 'a cut socket ends a version-1 connection at once')
 })
+
+test('while a stateful-reconnect connection waits for its client, only a WebSocket may resume it: Long Polling and SSE get 400', async (t) => {
+  let connects = 0
+  const hub = defineHub({
+    methods: { Echo: { args: [Type.String()], handler: (_ctx, s) => s } },
+    onConnected () { connects++ }
+  })
+  const { base } = await startServer(t, { hub, path: '/hubs/resume', plugin: { allowStatefulReconnects: true, disconnectTimeout: 5000 } })
+  const path = '/hubs/resume'
+  const neg = await (await fetch(`${base}${path}/negotiate?negotiateVersion=1&useStatefulReconnect=true`, { method: 'POST' })).json() as { connectionToken: string }
+  const wsUrl = `${base.replace('http', 'ws')}${path}?id=${neg.connectionToken}`
+  const first = await rawConnect(t, wsUrl)
+  first.send(`{"protocol":"json","version":2}${RS}`)
+  t.equal(await first.next(), `{}${RS}`)
+  first.ws.terminate()
+  await sleep(50)
+  // The connection now waits up to disconnectTimeout for its client to come back
+  const url = `${base}${path}?id=${neg.connectionToken}`
+  const poll = await fetch(`${url}&_=1`)
+  t.equal(poll.status, 400, 'a long poll may not take it over')
+  t.equal(await poll.text(), 'Cannot change transports mid-connection')
+  const sse = await fetch(url, { headers: { accept: 'text/event-stream' } })
+  t.equal(sse.status, 400, 'nor an event stream')
+  t.equal(await sse.text(), 'Cannot change transports mid-connection')
+  const post = await fetch(url, { method: 'POST', body: `{"protocol":"json","version":1}${RS}` })
+  t.equal(post.status, 405, 'nor a POST: it is a WebSocket connection')
+  // The WebSocket still can, with no second handshake
+  const second = await rawConnect(t, wsUrl)
+  t.equal(await second.next(), `{"type":9,"sequenceId":1}${RS}`, 'resumed')
+  second.send(`{"type":1,"invocationId":"1","target":"Echo","arguments":["back"]}${RS}`)
+  t.equal(await second.next(), `{"type":3,"invocationId":"1","result":"back"}${RS}`)
+  t.equal(connects, 1, 'onConnected ran once')
+})

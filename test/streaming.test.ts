@@ -227,3 +227,39 @@ test('a server stream slows to the pace of a client that reads slowly instead of
   t.equal(items, 300, 'every item arrived')
   t.equal(completion, '{"type":3,"invocationId":"1"}', 'and the stream completed normally')
 })
+
+test('an upload under a stream id already in use is refused; every upload ends at disconnect', async (t) => {
+  const ended: string[] = []
+  const hub = defineHub({
+    methods: {
+      Drain: {
+        args: [Type.String()],
+        uploads: [Type.Integer()],
+        async handler (_ctx, name, items) {
+          let n = 0
+          try {
+            for await (const _ of items) n++
+            return n
+          } finally {
+            ended.push(name)
+          }
+        }
+      }
+    }
+  })
+  const { base } = await startServer(t, { hub, path: '/hubs/uploads' })
+  const c = await rawJsonConnection(t, base, '/hubs/uploads')
+  c.send(`{"type":1,"invocationId":"1","target":"Drain","arguments":["first"],"streamIds":["s"]}${RS}`)
+  c.send(`{"type":1,"invocationId":"2","target":"Drain","arguments":["second"],"streamIds":["s"]}${RS}`)
+  t.equal(await c.next(), `{"type":3,"invocationId":"2","error":"Failed to invoke 'Drain' due to an error on the server. HubException: Stream ID 's' is already in use."}${RS}`)
+  // The first upload still owns the id
+  c.send(`{"type":2,"invocationId":"s","item":1}${RS}{"type":2,"invocationId":"s","item":2}${RS}{"type":3,"invocationId":"s"}${RS}`)
+  t.equal(await c.next(), `{"type":3,"invocationId":"1","result":2}${RS}`, 'the first upload got every item and completed')
+  // Uploads still open when the connection ends: their readers finish too
+  c.send(`{"type":1,"invocationId":"4","target":"Drain","arguments":["open1"],"streamIds":["u"]}${RS}`)
+  c.send(`{"type":1,"invocationId":"5","target":"Drain","arguments":["open2"],"streamIds":["v"]}${RS}`)
+  c.send(`{"type":2,"invocationId":"u","item":1}${RS}`)
+  c.ws.terminate()
+  await until(() => ended.includes('open1') && ended.includes('open2'), 5000)
+  t.same(ended.sort(), ['first', 'open1', 'open2'], 'every reader left its for await')
+})

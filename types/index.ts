@@ -2,6 +2,7 @@
 // augmentation. Runtime code imports these types; nothing here emits JavaScript.
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
 import type { Static, TSchema } from 'typebox'
+import type { Backplane } from '../lib/lifetime/hub-lifetime-manager.js'
 import type { HubOptionsInput } from '../lib/options.js'
 import type { AsyncApiDocument, AsyncApiOptions, AsyncApiRequest } from './asyncapi.js'
 
@@ -290,6 +291,8 @@ export interface HubRouteOptions extends HubOptionsInput {
   userId?: (request: FastifyRequest) => string | undefined | null
   /** Serves the hub's AsyncAPI 3.0 document at GET {path}/asyncapi.json, behind the hooks above. */
   asyncapi?: boolean | AsyncApiOptions
+  /** Scale-out for this hub, replacing the plugin's: redisBackplane({ client, hubName }) from fastify-signalr/redis. */
+  backplane?: Backplane
 }
 
 export interface SignalRRegistry {

@@ -24,6 +24,12 @@ builder.Services
         options.EnableDetailedErrors = builder.Configuration.GetValue<bool>("DetailedErrors");
     })
     .AddMessagePackProtocol(); // JSON is registered by default
+// --Redis host:port: scale out through Microsoft.AspNetCore.SignalR.StackExchangeRedis (bench broadcast-redis)
+var redis = builder.Configuration.GetValue<string>("Redis");
+if (!string.IsNullOrEmpty(redis))
+{
+    builder.Services.AddSignalR().AddStackExchangeRedis(redis);
+}
 builder.Services.AddSingleton<IUserIdProvider, QueryStringUserIdProvider>();
 
 var app = builder.Build();

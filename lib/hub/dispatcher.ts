@@ -3,6 +3,7 @@
 // running server-to-client streams, open upload streams.
 import type { Connection } from '../connection.js'
 import { HubError } from '../errors.js'
+import { Fifo } from '../fifo.js'
 import {
   MessageType, type CompletionMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage
 } from '../protocol/messages.js'
@@ -12,10 +13,12 @@ import { UploadStream } from './upload-stream.js'
 import { validationProblem } from './validation.js'
 
 interface DispatchState {
-  readonly queue: HubMessage[]
+  readonly queue: Fifo<HubMessage>
   /** onConnected has finished: messages may run. */
   ready: boolean
   pumping: boolean
+  /** The next message waits (for a slot, or for room in an upload): the client timeout is paused. */
+  blocked: boolean
   active: number
   readonly streams: Map<string, AbortController>
   readonly uploads: Map<string, UploadStream>
@@ -36,7 +39,7 @@ export class Dispatcher {
 
   /** The handshake is done: messages are queued from now on, and run once connected() is done. */
   prepare (connection: Connection): void {
-    this.states.set(connection, { queue: [], ready: false, pumping: false, active: 0, streams: new Map(), uploads: new Map() })
+    this.states.set(connection, { queue: new Fifo(), ready: false, pumping: false, blocked: false, active: 0, streams: new Map(), uploads: new Map() })
   }
 
   /** The connection is in the lifetime manager: runs onConnected, then lets queued messages through. */
@@ -59,6 +62,11 @@ export class Dispatcher {
     this.pump(connection, state)
   }
 
+  /** Messages of the connection waiting to run: at most MAX_QUEUED_MESSAGES plus one slice. */
+  queued (connection: Connection): number {
+    return this.states.get(connection)?.queue.length ?? 0
+  }
+
   enqueue (connection: Connection, messages: HubMessage[]): void {
     const state = this.states.get(connection)
     if (state === undefined) return
@@ -71,7 +79,8 @@ export class Dispatcher {
   async disconnected (connection: Connection, error: Error | undefined): Promise<void> {
     const state = this.states.get(connection)
     if (state !== undefined) {
-      state.queue.length = 0
+      state.queue.clear()
+      this.unblock(connection, state)
       for (const c of state.streams.values()) c.abort()
       for (const u of state.uploads.values()) u.complete(new HubError('The connection was closed.'))
     }
@@ -99,16 +108,21 @@ export class Dispatcher {
   private drain (connection: Connection, state: DispatchState): void {
     const max = connection.host.options.maximumParallelInvocationsPerClient
     while (state.queue.length > 0 && connection.state === 'connected') {
-      const m = state.queue[0]
+      const m = state.queue.peek() as HubMessage
       // Like ASP.NET Core, a call waiting for a slot holds back everything behind it
-      if (m.type === MessageType.Invocation && state.active >= max && this.takesSlot(m)) return
+      if (m.type === MessageType.Invocation && state.active >= max && this.takesSlot(m)) {
+        this.block(connection, state)
+        return
+      }
       if (m.type === MessageType.StreamItem) {
         const upload = state.uploads.get(m.invocationId)
         if (upload?.full === true) {
           upload.onSpace = () => this.pump(connection, state)
+          this.block(connection, state)
           return
         }
       }
+      this.unblock(connection, state)
       state.queue.shift()
       try {
         this.handle(connection, state, m)
@@ -119,6 +133,20 @@ export class Dispatcher {
         return
       }
     }
+  }
+
+  // ASP.NET Core stops the client timeout while its receive loop waits on a dispatch: the
+  // client's Pings cannot get through then, so its silence proves nothing
+  private block (connection: Connection, state: DispatchState): void {
+    if (state.blocked) return
+    state.blocked = true
+    connection.pauseClientTimeout()
+  }
+
+  private unblock (connection: Connection, state: DispatchState): void {
+    if (!state.blocked) return
+    state.blocked = false
+    connection.resumeClientTimeout()
   }
 
   private takesSlot (m: InvocationMessage): boolean {
@@ -138,6 +166,7 @@ export class Dispatcher {
       case MessageType.StreamItem: {
         const upload = state.uploads.get(m.invocationId)
         if (upload === undefined) connection.log.debug({ streamId: m.invocationId }, 'signalr: StreamItem for an unknown stream ignored')
+        else if (m.forbiddenKey !== undefined) upload.complete(new HubError(`Invalid item for a stream: the key '${m.forbiddenKey}' is not allowed.`))
         else upload.push(m.item)
         return
       }
@@ -156,24 +185,30 @@ export class Dispatcher {
   }
 
   private completion (connection: Connection, state: DispatchState, m: CompletionMessage): void {
+    // A result carrying a forbidden key is never handed on: its waiter gets an error instead
+    const refused = m.forbiddenKey === undefined ? m : { ...m, result: undefined, hasResult: false, error: `The client's result held the key '${m.forbiddenKey}', which is not allowed.` }
     const upload = state.uploads.get(m.invocationId)
     if (upload !== undefined) {
       state.uploads.delete(m.invocationId)
-      upload.complete(m.error === undefined ? undefined : new HubError(m.error))
+      upload.complete(refused.error === undefined ? undefined : new HubError(refused.error))
       return
     }
-    if (!connection.completeClientResult(m)) {
-      connection.log.warn({ invocationId: m.invocationId }, 'signalr: Completion for an unknown invocation ignored')
+    if (!connection.completeClientResult(refused)) {
+      connection.logRepeatable('warn', 'unknown-completion', { invocationId: m.invocationId }, 'signalr: Completion for an unknown invocation ignored')
     }
   }
 
   /** Looks up and checks a call; returns the method and arguments, or the error text for the caller. */
-  private bind (connection: Connection, m: InvocationMessage | StreamInvocationMessage, streaming: boolean):
+  private bind (connection: Connection, state: DispatchState, m: InvocationMessage | StreamInvocationMessage, streaming: boolean):
   { method: CompiledMethod, uploads: UploadStream[] } | { error: string } {
     const method = this.hub.methods.get(m.target.toLowerCase())
     if (method === undefined) {
-      connection.log.info({ method: m.target }, 'signalr: unknown hub method')
+      connection.logRepeatable('info', 'unknown-method', { method: m.target }, 'signalr: unknown hub method')
       return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Method does not exist.` }
+    }
+    if (m.forbiddenKey !== undefined) {
+      connection.logRepeatable('info', 'forbidden-key', { method: m.target, key: m.forbiddenKey }, 'signalr: invocation refused: its payload held a forbidden key')
+      return { error: `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: The key '${m.forbiddenKey}' is not allowed.` }
     }
     if (method.streaming !== streaming) {
       return {
@@ -189,10 +224,17 @@ export class Dispatcher {
     if (streamIds.length !== method.uploads.length) {
       return { error: `An unexpected error occurred invoking '${m.target}' on the server. HubException: Client sent ${streamIds.length} stream(s), Hub method expects ${method.uploads.length}.` }
     }
+    for (let i = 0; i < streamIds.length; i++) {
+      // A second upload under a live id would orphan the first, whose reader would then wait forever
+      if (state.uploads.has(streamIds[i]) || streamIds.indexOf(streamIds[i]) !== i) {
+        connection.logRepeatable('info', 'stream-id-in-use', { method: m.target, streamId: streamIds[i] }, 'signalr: invocation refused: a stream id already in use')
+        return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Stream ID '${streamIds[i]}' is already in use.` }
+      }
+    }
     for (let i = 0; i < method.args.length; i++) {
       const problem = validationProblem(method.args[i], m.arguments[i])
       if (problem !== undefined) {
-        connection.log.info({ method: m.target, argument: i }, 'signalr: invalid hub method argument')
+        connection.logRepeatable('info', 'invalid-argument', { method: m.target, argument: i }, 'signalr: invalid hub method argument')
         return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Argument ${i} is invalid: ${problem}.` }
       }
     }
@@ -212,7 +254,7 @@ export class Dispatcher {
 
   private async invoke (connection: Connection, state: DispatchState, m: InvocationMessage): Promise<void> {
     const id = m.invocationId
-    const bound = this.bind(connection, m, false)
+    const bound = this.bind(connection, state, m, false)
     if ('error' in bound) {
       if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: bound.error })
       return
@@ -229,23 +271,21 @@ export class Dispatcher {
     }
     const streamIds = m.streamIds ?? []
     for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
-    connection.busy = true
     try {
-      if (method.authorize !== undefined && !await this.authorized(ctx, method, m.arguments)) {
+      if (method.authorize !== undefined && !await this.authorized(connection, ctx, method, m.arguments)) {
         if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Failed to invoke '${m.target}' because user is unauthorized` })
         return
       }
       const result = await method.handler(ctx, ...m.arguments, ...uploads)
       if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, result, hasResult: true })
     } catch (err) {
-      connection.log.error({ err, method: m.target }, 'signalr: hub method threw')
+      connection.logRepeatable('error', 'method-threw', { err, method: m.target }, 'signalr: hub method threw')
       if (id !== undefined) {
         this.sendCompletion(connection, {
           type: MessageType.Completion, invocationId: id, error: this.errorText(m, err, `An unexpected error occurred invoking '${m.target}' on the server.`)
         })
       }
     } finally {
-      connection.busy = false
       connection.touch()
       for (let i = 0; i < uploads.length; i++) {
         state.uploads.delete(streamIds[i])
@@ -257,11 +297,11 @@ export class Dispatcher {
     }
   }
 
-  private async authorized (ctx: Context, method: CompiledMethod, args: unknown[]): Promise<boolean> {
+  private async authorized (connection: Connection, ctx: Context, method: CompiledMethod, args: unknown[]): Promise<boolean> {
     try {
       return await (method.authorize as NonNullable<CompiledMethod['authorize']>)(ctx, args) === true
     } catch (err) {
-      ctx.request.log.warn({ err, method: method.name }, 'signalr: method authorization threw; the call is refused')
+      connection.logRepeatable('warn', 'authorize-threw', { err, method: method.name }, 'signalr: method authorization threw; the call is refused')
       return false
     }
   }
@@ -272,7 +312,7 @@ export class Dispatcher {
       this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Invocation ID '${id}' is already in use.` })
       return
     }
-    const bound = this.bind(connection, m, true)
+    const bound = this.bind(connection, state, m, true)
     if ('error' in bound) {
       this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: bound.error })
       return
@@ -287,7 +327,7 @@ export class Dispatcher {
     let iterator: AsyncIterator<unknown> | undefined
     let error: string | undefined
     try {
-      if (method.authorize !== undefined && !await this.authorized(ctx, method, m.arguments)) {
+      if (method.authorize !== undefined && !await this.authorized(connection, ctx, method, m.arguments)) {
         error = `Failed to invoke '${m.target}' because user is unauthorized`
         return
       }
@@ -310,7 +350,7 @@ export class Dispatcher {
     } catch (err) {
       // A cancelled stream ends quietly even if the generator threw on the abort
       if (!signal.aborted) {
-        connection.log.error({ err, method: m.target }, 'signalr: streaming hub method threw')
+        connection.logRepeatable('error', 'stream-threw', { err, method: m.target }, 'signalr: streaming hub method threw')
         error = this.errorText(m, err, 'An error occurred on the server while streaming results.')
       }
     } finally {
@@ -336,7 +376,7 @@ export class Dispatcher {
       connection.send(completion)
     } catch (err) {
       // The result could not be serialised (a BigInt, a cycle): the caller still gets an answer
-      connection.log.error({ err, invocationId: completion.invocationId }, 'signalr: a result could not be serialised')
+      connection.logRepeatable('error', 'unserialisable-result', { err, invocationId: completion.invocationId }, 'signalr: a result could not be serialised')
       connection.send({ type: MessageType.Completion, invocationId: completion.invocationId, error: 'The server could not serialize the result.' })
     }
   }

@@ -3,11 +3,12 @@
 // that connection's messages until the method takes one, which is how ASP.NET Core applies
 // StreamBufferCapacity.
 import { HubError } from '../errors.js'
+import { Fifo } from '../fifo.js'
 import type { Validator } from './define-hub.js'
 import { validationProblem } from './validation.js'
 
 export class UploadStream implements AsyncIterable<unknown> {
-  private readonly items: unknown[] = []
+  private readonly items = new Fifo<unknown>()
   private ended = false
   private error: Error | undefined
   private waiter: (() => void) | undefined
@@ -76,7 +77,7 @@ export class UploadStream implements AsyncIterable<unknown> {
       // The method stopped reading (break, throw or return): later items are dropped
       // rather than left to fill the buffer and stall the connection
       this.abandoned = true
-      this.items.length = 0
+      this.items.clear()
       this.freeSpace()
     }
   }

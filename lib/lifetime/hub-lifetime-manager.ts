@@ -1,6 +1,8 @@
 // The seam for scale-out: every send and every group or user membership change goes through
 // a HubLifetimeManager (ASP.NET Core's abstraction of the same name). The in-memory one
 // serves one process; a backplane (Redis) implements the same contract across processes.
+import type { FastifyBaseLogger } from 'fastify'
+import type { HubProtocol } from '../protocol/hub-protocol.js'
 import type { InvocationMessage } from '../protocol/messages.js'
 import type { SerializedMessage } from '../protocol/serialized-message.js'
 
@@ -15,8 +17,14 @@ export type SendTarget =
 export interface LifetimeConnection {
   readonly connectionId: string
   readonly userId: string | undefined
+  /** The hub protocol it speaks once the handshake is done (a backplane parses and writes in it). */
+  readonly protocol: HubProtocol | undefined
   /** Queues an already-serialised message; returns false when the connection is gone. */
   write (message: SerializedMessage): boolean
+  /** The client has more unread than the hub allows: a sender should wait for drained(). */
+  readonly congested: boolean
+  /** Resolves once the connection is no longer congested, or has ended (bounded by the send timeout). */
+  drained (): Promise<void>
   /**
    * Sends an Invocation carrying an invocationId and resolves with the client's Completion
    * (a client result).
@@ -27,6 +35,9 @@ export interface LifetimeConnection {
 }
 
 export interface HubLifetimeManager {
+  // send() resolves once the message is queued for every target and every target it made
+  // congested has drained: a sender that outpaces its readers is slowed to their pace
+  // instead of filling the server's memory or getting a reader cut
   onConnected (connection: LifetimeConnection): Promise<void>
   /** Removes the connection from every index (groups, user). */
   onDisconnected (connection: LifetimeConnection): Promise<void>
@@ -43,4 +54,22 @@ export interface HubLifetimeManager {
   connections (): Promise<string[]>
   connectionCount (): Promise<number>
   close (): Promise<void>
+}
+
+/** What a backplane learns about each hub it serves. */
+export interface BackplaneHub {
+  /** The hub's path (normalised, without a trailing slash). */
+  readonly path: string
+  /** Every protocol the hub speaks: a backplane writes each message once in each. */
+  readonly protocols: ReadonlyMap<string, HubProtocol>
+  readonly log: FastifyBaseLogger
+  readonly clientResultTimeout: number
+}
+
+/**
+ * Scale-out across processes (`backplane` at register level or per hub): it makes each
+ * hub's lifetime manager. `fastify-signalr/redis` provides one.
+ */
+export interface Backplane {
+  createLifetimeManager (hub: BackplaneHub): HubLifetimeManager
 }

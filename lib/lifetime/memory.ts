@@ -29,17 +29,24 @@ export class MemoryHubLifetimeManager implements HubLifetimeManager {
 
   async send (target: SendTarget, message: InvocationMessage): Promise<void> {
     const serialized = new SerializedMessage(message)
+    let congested: LifetimeConnection[] | undefined
+    const write = (c: LifetimeConnection): void => {
+      if (c.write(serialized) && c.congested) (congested ??= []).push(c)
+    }
     switch (target.kind) {
       case 'all': {
         const exclude = toSet(target.exclude)
         for (const c of this.byId.values()) {
-          if (exclude === undefined || !exclude.has(c.connectionId)) c.write(serialized)
+          if (exclude === undefined || !exclude.has(c.connectionId)) write(c)
         }
-        return
+        break
       }
       case 'connections':
-        for (const id of target.ids) this.byId.get(id)?.write(serialized)
-        return
+        for (const id of target.ids) {
+          const c = this.byId.get(id)
+          if (c !== undefined) write(c)
+        }
+        break
       case 'groups': {
         const exclude = toSet(target.exclude)
         // Like ASP.NET Core, a connection in two of the named groups gets the message twice
@@ -47,17 +54,19 @@ export class MemoryHubLifetimeManager implements HubLifetimeManager {
           const members = this.groups.get(name)
           if (members === undefined) continue
           for (const c of members) {
-            if (exclude === undefined || !exclude.has(c.connectionId)) c.write(serialized)
+            if (exclude === undefined || !exclude.has(c.connectionId)) write(c)
           }
         }
-        return
+        break
       }
       case 'users':
         for (const id of target.ids) {
           const conns = this.users.get(id)
-          if (conns !== undefined) for (const c of conns) c.write(serialized)
+          if (conns !== undefined) for (const c of conns) write(c)
         }
     }
+    // The message is already queued everywhere; only the sender waits, for the slow ones
+    if (congested !== undefined) await Promise.all(congested.map(async (c) => { await c.drained() }))
   }
 
   async invokeConnection (connectionId: string, method: string, args: unknown[], timeoutMs: number): Promise<unknown> {

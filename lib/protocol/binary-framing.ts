@@ -11,11 +11,12 @@ const MAX_FRAME_LENGTH = 0x7fffffff
  * Calls `onFrame` with the body of each whole frame in `data` and returns the number of bytes
  * consumed. The declared length is checked against `maxMessageSize` as soon as the prefix is
  * complete, so a prefix claiming gigabytes fails at once instead of making the caller buffer
- * towards it. A truncated prefix or body is not an error: it is left unconsumed.
+ * towards it. At most `maxFrames` frames are read. A truncated prefix or body is not an error: it is left unconsumed.
  */
-export function readFrames (data: Buffer, maxMessageSize: number, onFrame: (body: Buffer) => void): number {
+export function readFrames (data: Buffer, maxMessageSize: number, onFrame: (body: Buffer) => void, maxFrames = Infinity): number {
   let offset = 0
-  while (offset < data.length) {
+  let count = 0
+  while (offset < data.length && count < maxFrames) {
     let length = 0
     let prefixBytes = 0
     let byte: number
@@ -36,6 +37,7 @@ export function readFrames (data: Buffer, maxMessageSize: number, onFrame: (body
     if (end > data.length) break
     onFrame(data.subarray(start, end))
     offset = end
+    count++
   }
   return offset
 }

@@ -13,6 +13,8 @@ export type TransferFormat = 'Text' | 'Binary'
 export interface ParseResult {
   messages: HubMessage[]
   consumed: number
+  /** Messages read, counting those of unknown types that were skipped: what `maxMessages` limits. */
+  read: number
 }
 
 /**
@@ -26,11 +28,11 @@ export interface HubProtocol {
   readonly version: number
   readonly transferFormat: TransferFormat
   /**
-   * Parse as many whole messages as `data` holds. Never reads past a message larger than
-   * `maxMessageSize` (throws MessageTooLargeError instead), so a client can make the server
-   * hold at most the limit plus one frame.
+   * Parse the whole messages `data` holds, at most `maxMessages` of them (all when omitted).
+   * Never reads past a message larger than `maxMessageSize` (throws MessageTooLargeError
+   * instead), so a client can make the server hold at most the limit plus one frame.
    */
-  parse (data: Buffer, maxMessageSize: number): ParseResult
+  parse (data: Buffer, maxMessageSize: number, maxMessages?: number): ParseResult
   /** Serialise one message, framing included. */
   write (message: HubMessage): Buffer
 }

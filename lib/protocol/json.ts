@@ -4,7 +4,7 @@
 import { InvalidMessageError } from '../errors.js'
 import type { HubProtocol, ParseResult } from './hub-protocol.js'
 import type { Headers, HubMessage } from './messages.js'
-import { MessageType } from './messages.js'
+import { FORBIDDEN_KEY, markForbiddenKey, MessageType } from './messages.js'
 import { frameText, readRecords } from './text-framing.js'
 
 type Json = Record<string, unknown>
@@ -167,14 +167,47 @@ export function toJsonObject (m: HubMessage): Json {
   }
 }
 
+/** Deepest nesting of arrays and objects in one message: System.Text.Json's default, which ASP.NET Core's reader enforces. */
+export const MAX_JSON_DEPTH = 64
+
+/** Whether `text` nests arrays and objects deeper than `max`, in one pass and no allocation. */
+export function nestedDeeperThan (text: string, max: number): boolean {
+  // Each level takes at least two characters
+  if (text.length <= max * 2) return false
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) {
+      inString = true
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--
+    }
+  }
+  return false
+}
+
+const PING_TEXT = '{"type":6}'
+// Shared: nothing downstream writes to a Ping
+const PING: HubMessage = Object.freeze({ type: MessageType.Ping })
+
+let sawForbiddenKey = false
+
 /**
- * A `__proto__` key is refused, as the MessagePack reader (and the official MessagePack
- * client) refuse it: relayed to a MessagePack client it would make that client drop its
- * connection, and in application code it invites prototype pollution.
+ * A `__proto__` key is dropped and the message flagged, so that its sender gets an error
+ * answer and nothing with the key goes further: relayed to a MessagePack client it would
+ * make that client drop its connection, and in application code it invites prototype
+ * pollution.
  */
-function refuseProto (key: string, value: unknown): unknown {
-  if (key === '__proto__') fail("The key '__proto__' is not allowed.")
-  return value
+function dropForbiddenKey (key: string, value: unknown): unknown {
+  if (key !== FORBIDDEN_KEY) return value
+  sawForbiddenKey = true
+  return undefined
 }
 
 export class JsonHubProtocol implements HubProtocol {
@@ -182,21 +215,31 @@ export class JsonHubProtocol implements HubProtocol {
   readonly version = 2
   readonly transferFormat = 'Text' as const
 
-  parse (data: Buffer, maxMessageSize: number): ParseResult {
+  parse (data: Buffer, maxMessageSize: number, maxMessages?: number): ParseResult {
     const messages: HubMessage[] = []
+    let read = 0
     const consumed = readRecords(data, maxMessageSize, (text) => {
+      read++
+      // Pings are most of what clients send, always in this spelling
+      if (text === PING_TEXT) {
+        messages.push(PING)
+        return
+      }
+      if (nestedDeeperThan(text, MAX_JSON_DEPTH)) fail(`The maximum configured depth of ${MAX_JSON_DEPTH} has been exceeded.`)
       let value: unknown
+      sawForbiddenKey = false
       try {
         // The reviver costs time, so it runs only when the key could be there (plain or escaped)
-        value = text.includes('__proto__') || text.includes('\\u') ? JSON.parse(text, refuseProto) : JSON.parse(text)
-      } catch (err) {
-        if ((err as { code?: string }).code === 'FST_SIGNALR_INVALID_MESSAGE') throw err
+        value = text.includes(FORBIDDEN_KEY) || text.includes('\\u') ? JSON.parse(text, dropForbiddenKey) : JSON.parse(text)
+      } catch {
         fail('Error reading JSON.')
       }
       const message = toHubMessage(value)
-      if (message !== undefined) messages.push(message)
-    })
-    return { messages, consumed }
+      if (message === undefined) return
+      if (sawForbiddenKey) markForbiddenKey(message)
+      messages.push(message)
+    }, maxMessages)
+    return { messages, consumed, read }
   }
 
   write (message: HubMessage): Buffer {

@@ -16,7 +16,16 @@ export type MessageTypeValue = typeof MessageType[keyof typeof MessageType]
 
 export type Headers = Record<string, string>
 
-export interface InvocationMessage {
+/**
+ * Set by a reader on a message whose payload held a key the server will not pass on
+ * (`__proto__`): the key has been dropped, and the dispatcher answers the message with an
+ * error instead of running anything with its payload.
+ */
+export interface Refusable {
+  forbiddenKey?: string
+}
+
+export interface InvocationMessage extends Refusable {
   type: 1
   headers?: Headers
   invocationId?: string
@@ -25,14 +34,14 @@ export interface InvocationMessage {
   streamIds?: string[]
 }
 
-export interface StreamItemMessage {
+export interface StreamItemMessage extends Refusable {
   type: 2
   headers?: Headers
   invocationId: string
   item: unknown
 }
 
-export interface CompletionMessage {
+export interface CompletionMessage extends Refusable {
   type: 3
   headers?: Headers
   invocationId: string
@@ -44,7 +53,7 @@ export interface CompletionMessage {
   hasResult?: boolean
 }
 
-export interface StreamInvocationMessage {
+export interface StreamInvocationMessage extends Refusable {
   type: 4
   headers?: Headers
   invocationId: string
@@ -80,6 +89,13 @@ export type HubMessage =
   | CloseMessage
   | AckMessage
   | SequenceMessage
+
+export const FORBIDDEN_KEY = '__proto__'
+
+/** Flags a message whose payload held FORBIDDEN_KEY; other kinds never carry it anywhere it is used. */
+export function markForbiddenKey (message: HubMessage): void {
+  if (message.type <= 4) (message as Refusable).forbiddenKey = FORBIDDEN_KEY
+}
 
 /** Messages that count for stateful reconnect's sequence ids (types 1–5). */
 export function isTrackable (message: HubMessage): boolean {

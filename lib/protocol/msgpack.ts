@@ -5,9 +5,10 @@ import { Decoder, EXT_TIMESTAMP, Encoder, ExtensionCodec } from '@msgpack/msgpac
 import type { ExtensionCodecType } from '@msgpack/msgpack'
 import { InvalidMessageError } from '../errors.js'
 import { readFrames, writeVarIntFrame } from './binary-framing.js'
+import { scanMessagePack } from './msgpack-scan.js'
 import type { HubProtocol, ParseResult } from './hub-protocol.js'
 import type { Headers, HubMessage } from './messages.js'
-import { MessageType } from './messages.js'
+import { markForbiddenKey, MessageType } from './messages.js'
 
 const ERROR_RESULT = 1
 const VOID_RESULT = 2
@@ -15,6 +16,8 @@ const NON_VOID_RESULT = 3
 
 // Fixed bytes in every client and server: [6]
 const PING_FRAME = Buffer.from([0x02, 0x91, 0x06])
+// Shared: nothing downstream writes to a Ping
+const PING: HubMessage = Object.freeze({ type: MessageType.Ping })
 
 const MESSAGE_NAMES: Record<number, string> = {
   1: 'Invocation',
@@ -101,6 +104,10 @@ function requireSequenceId (kind: string, v: unknown): number {
   return v
 }
 
+function needItems (items: unknown[], count: number, kind: string): void {
+  if (items.length < count) fail(`Invalid payload for ${kind} message.`)
+}
+
 /** Turns one decoded MessagePack value into a hub message, or undefined for an unknown type. */
 export function toHubMessage (value: unknown): HubMessage | undefined {
   if (!Array.isArray(value) || value.length === 0) fail('Invalid payload: a message must be a non-empty MessagePack array.')
@@ -108,13 +115,10 @@ export function toHubMessage (value: unknown): HubMessage | undefined {
   const type = items[0]
   if (typeof type !== 'number' || !Number.isInteger(type)) fail('Invalid payload: the message type must be an integer.')
   const kind = MESSAGE_NAMES[type]
-  const need = (count: number): void => {
-    if (items.length < count) fail(`Invalid payload for ${kind} message.`)
-  }
   switch (type) {
     case MessageType.Invocation:
     case MessageType.StreamInvocation: {
-      need(5)
+      needItems(items, 5, kind)
       const headers = readHeaders(kind, items[1])
       const target = requireTarget(kind, items[3])
       const args = requireArguments(kind, items[4])
@@ -127,19 +131,19 @@ export function toHubMessage (value: unknown): HubMessage | undefined {
       return { type, ...(id !== null && id !== '' && { invocationId: id }), ...common }
     }
     case MessageType.StreamItem: {
-      need(4)
+      needItems(items, 4, kind)
       const headers = readHeaders(kind, items[1])
       const invocationId = requireId(kind, items[2])
       return { type, ...(headers !== undefined && { headers }), invocationId, item: items[3] }
     }
     case MessageType.Completion: {
-      need(4)
+      needItems(items, 4, kind)
       const headers = readHeaders(kind, items[1])
       const invocationId = requireId(kind, items[2])
       const base = { type, ...(headers !== undefined && { headers }), invocationId }
       switch (items[3]) {
         case ERROR_RESULT: {
-          need(5)
+          needItems(items, 5, kind)
           const error = items[4]
           if (typeof error !== 'string') invalid(kind, 'error must be a string.')
           return { ...base, error }
@@ -147,21 +151,21 @@ export function toHubMessage (value: unknown): HubMessage | undefined {
         case VOID_RESULT:
           return { ...base, hasResult: false }
         case NON_VOID_RESULT:
-          need(5)
+          needItems(items, 5, kind)
           return { ...base, result: items[4], hasResult: true }
         default:
           return invalid(kind, 'invalid invocation result kind.')
       }
     }
     case MessageType.CancelInvocation: {
-      need(3)
+      needItems(items, 3, kind)
       const headers = readHeaders(kind, items[1])
       return { type, ...(headers !== undefined && { headers }), invocationId: requireId(kind, items[2]) }
     }
     case MessageType.Ping:
       return { type }
     case MessageType.Close: {
-      need(2)
+      needItems(items, 2, kind)
       const error = items[1]
       if (error !== null && typeof error !== 'string') invalid(kind, 'error must be a string or nil.')
       let allowReconnect = false
@@ -174,7 +178,7 @@ export function toHubMessage (value: unknown): HubMessage | undefined {
     }
     case MessageType.Ack:
     case MessageType.Sequence:
-      need(2)
+      needItems(items, 2, kind)
       return { type, sequenceId: requireSequenceId(kind, items[1]) }
     default:
       return undefined
@@ -213,6 +217,9 @@ export function toMessagePackArray (m: HubMessage): unknown[] {
   }
 }
 
+// Nine bytes, like '__proto__', that no client can mean
+const PROTO_STAND_IN = Buffer.from('\u0000_proto_\u0000')
+
 function describeDecodeError (err: unknown): string {
   if (!(err instanceof Error)) return String(err)
   // The decoder reports a value cut short by the frame as a bare DataView RangeError
@@ -229,13 +236,25 @@ export class MessagePackHubProtocol implements HubProtocol {
   private readonly encoder = new Encoder()
   private readonly decoder = new Decoder({ useBigInt64: false, extensionCodec: decoderExtensions })
 
-  parse (data: Buffer, maxMessageSize: number): ParseResult {
+  parse (data: Buffer, maxMessageSize: number, maxMessages?: number): ParseResult {
     const messages: HubMessage[] = []
+    let read = 0
     const consumed = readFrames(data, maxMessageSize, (body) => {
+      read++
       if (body.length === 0) fail('Invalid payload: empty message.')
+      // Pings are most of what clients send: [6] needs no decoder
+      if (body.length === 2 && body[0] === 0x91 && body[1] === 0x06) {
+        messages.push(PING)
+        return
+      }
+      // Before anything is allocated from what the message declares
+      const { protoKeys } = scanMessagePack(body)
       // bin values decode as views of the input: give them a private copy so they neither
       // alias the transport's buffer nor keep all of it alive
       const bytes = new Uint8Array(body)
+      // The decoder refuses a '__proto__' key outright; the key is renamed in our copy so
+      // that the message still decodes and its sender gets an answer, not a disconnect
+      for (const at of protoKeys) bytes.set(PROTO_STAND_IN, at)
       let value: unknown
       try {
         value = this.decoder.decode(bytes)
@@ -244,9 +263,11 @@ export class MessagePackHubProtocol implements HubProtocol {
         fail(`Error reading MessagePack: ${describeDecodeError(err)}`)
       }
       const message = toHubMessage(value)
-      if (message !== undefined) messages.push(message)
-    })
-    return { messages, consumed }
+      if (message === undefined) return
+      if (protoKeys.length > 0) markForbiddenKey(message)
+      messages.push(message)
+    }, maxMessages)
+    return { messages, consumed, read }
   }
 
   write (message: HubMessage): Buffer {

@@ -8,13 +8,15 @@ export const RECORD_SEPARATOR_CHAR = '\u001e'
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
- * Calls `onRecord` with the text of each whole record in `data` and returns the number of
- * bytes consumed. A record (or an unterminated tail) longer than `maxMessageSize` throws
- * before anything more is buffered, which bounds what a client can make us hold.
+ * Calls `onRecord` with the text of each whole record in `data`, at most `maxRecords` of
+ * them, and returns the number of bytes consumed. A record (or an unterminated tail) longer
+ * than `maxMessageSize` throws before anything more is buffered, which bounds what a client
+ * can make us hold.
  */
-export function readRecords (data: Buffer, maxMessageSize: number, onRecord: (text: string) => void): number {
+export function readRecords (data: Buffer, maxMessageSize: number, onRecord: (text: string) => void, maxRecords = Infinity): number {
   let start = 0
-  while (start < data.length) {
+  let count = 0
+  while (start < data.length && count < maxRecords) {
     const end = data.indexOf(RECORD_SEPARATOR, start)
     if (end === -1) {
       if (maxMessageSize > 0 && data.length - start > maxMessageSize) throw new MessageTooLargeError(maxMessageSize)
@@ -23,6 +25,7 @@ export function readRecords (data: Buffer, maxMessageSize: number, onRecord: (te
     if (maxMessageSize > 0 && end - start > maxMessageSize) throw new MessageTooLargeError(maxMessageSize)
     onRecord(decodeUtf8(data.subarray(start, end)))
     start = end + 1
+    count++
   }
   return start
 }

@@ -18,8 +18,10 @@ export function accessToken (request: FastifyRequest): string | undefined {
   return query === undefined || query === '' ? undefined : query
 }
 
-const TOKEN_IN_QUERY = /([?&]access_token=)[^&#]*/gi
+// The connection token (`id`) is a secret too: it authorizes every transport request
+const TOKEN_IN_QUERY = /([?&](?:access_token|id)=)[^&#]*/gi
 
+/** The URL with the access token and the connection token taken out of its query. */
 export function redactAccessToken (url: string): string {
   return url.replace(TOKEN_IN_QUERY, '$1[redacted]')
 }

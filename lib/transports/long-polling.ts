@@ -23,6 +23,8 @@ export class LongPollingTransport implements Transport {
   private queue: Buffer[] = []
   private queued = 0
   private pending: PendingPoll | undefined
+  /** A poll that will be answered at the end of this turn, with everything sent until then. */
+  private answering: FastifyReply | undefined
   private started = false
   /** The server closed the connection or the client sent DELETE: polls now drain and end. */
   private ended = false
@@ -42,6 +44,7 @@ export class LongPollingTransport implements Transport {
     }
     // A newer poll replaces the older one, which ends with 204 (ASP.NET Core's CancelPreviousPoll)
     if (this.pending !== undefined) this.finishPending(204)
+    this.answerNow()
     if (this.queued > 0) {
       this.respond(reply, 200)
       return
@@ -93,8 +96,17 @@ export class LongPollingTransport implements Transport {
       clearTimeout(timer)
       this.pending = undefined
       // Answer on the next tick so that messages sent in the same turn share one response
-      setImmediate(() => { this.respond(reply, 200) })
+      this.answering = reply
+      setImmediate(() => { this.answerNow() })
     }
+  }
+
+  /** Answers the poll scheduled by send(), if it has not been answered yet. */
+  private answerNow (): void {
+    const reply = this.answering
+    if (reply === undefined) return
+    this.answering = undefined
+    this.respond(reply, 200)
   }
 
   private respond (reply: FastifyReply, status: number): void {
@@ -123,6 +135,9 @@ export class LongPollingTransport implements Transport {
   close (): void {
     if (this.ended) return
     this.ended = true
+    // Now, not at the end of the turn: at app.close() with forceCloseConnections, Fastify
+    // destroys the sockets before that, and the Close message would be lost
+    this.answerNow()
     this.finishPending(200)
   }
 
@@ -131,6 +146,7 @@ export class LongPollingTransport implements Transport {
     this.ended = true
     this.queue = []
     this.queued = 0
+    this.answerNow()
     this.finishPending(204)
   }
 
@@ -139,6 +155,7 @@ export class LongPollingTransport implements Transport {
     this.ended = true
     this.queue = []
     this.queued = 0
+    this.answerNow()
     this.finishPending(204)
     this.connection.transportClosed()
   }

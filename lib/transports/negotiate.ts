@@ -31,18 +31,20 @@ export function negotiateHandler (hub: MappedHub, registry: Registry) {
       return JSON.stringify({ error: 'The server is shutting down.' })
     }
     const raw = queryValue(request.query, 'negotiateVersion')
-    let version = 0
+    let requested = 0
     if (raw !== undefined) {
       if (!/^-?\d+$/.test(raw.trim())) {
         request.log.info({ negotiateVersion: raw }, 'signalr: negotiate with a non-integer version')
         return JSON.stringify({ error: 'The client requested a non-integer protocol version.' })
       }
-      const requested = Number.parseInt(raw, 10)
-      if (requested < 0) {
-        return JSON.stringify({ error: `The client requested version '${requested}', but the server does not support this version.` })
-      }
-      version = Math.min(requested, 1)
+      requested = Number.parseInt(raw, 10)
     }
+    // A missing version is 0, as in ASP.NET Core (MinimumProtocolVersion)
+    if (requested < 0 || requested < hub.options.minimumNegotiateVersion) {
+      request.log.info({ negotiateVersion: requested }, 'signalr: negotiate with a version the hub does not accept')
+      return JSON.stringify({ error: `The client requested version '${requested}', but the server does not support this version.` })
+    }
+    const version = Math.min(requested, 1)
     const stateful = hub.options.allowStatefulReconnects && queryValue(request.query, 'useStatefulReconnect')?.toLowerCase() === 'true'
     const connection = registry.createConnection(hub, version)
     connection.statefulReconnect = stateful

@@ -60,7 +60,9 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
       text(reply, 404, 'No Connection with that ID')
       return undefined
     }
-    if (connection.claimed && connection.transport?.kind !== kind) {
+    // Also while a stateful-reconnect connection waits for its client: only a transport of
+    // the same kind may resume it, never a second handshake under another one
+    if (connection.transportKind !== undefined && connection.transportKind !== kind) {
       text(reply, 400, 'Cannot change transports mid-connection')
       return undefined
     }
@@ -90,7 +92,7 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
         text(reply, 503, 'The server is shutting down.')
         return
       }
-      connection = registry.createConnection(hub, 0)
+      connection = registry.createConnection(hub, 0, false)
     } else {
       connection = lookup(request, reply, 'WebSockets')
       if (connection === undefined) return
@@ -99,7 +101,7 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
         return
       }
     }
-    connection.claimed = true
+    connection.claim('WebSockets')
     claimedByRequest.set(request, connection)
     done()
   }
@@ -132,14 +134,14 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     if (connection === undefined) return reply
     if (sse) {
       if (connection.claimed) return text(reply, 409, 'Connection already has an active Server-Sent Events stream.')
-      connection.claimed = true
+      connection.claim('ServerSentEvents')
       reply.hijack()
       connection.attach(new ServerSentEventsTransport(reply.raw, connection), request)
       return reply
     }
     let transport = connection.transport
     if (transport === undefined) {
-      connection.claimed = true
+      connection.claim('LongPolling')
       transport = new LongPollingTransport(connection)
       connection.attach(transport, request)
     }
@@ -152,7 +154,7 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     if (id === undefined || id === '') return text(reply, 400, 'Connection ID required')
     const connection = registry.connection(id)
     if (connection === undefined || connection.host !== hub) return text(reply, 404, 'No Connection with that ID')
-    if (connection.transport?.kind === 'WebSockets') return text(reply, 405, 'POST requests are not allowed for WebSocket connections.')
+    if (connection.transportKind === 'WebSockets') return text(reply, 405, 'POST requests are not allowed for WebSocket connections.')
     if (connection.transport === undefined) return text(reply, 400, 'No transport is connected for this connection yet.')
     const body = request.body
     if (Buffer.isBuffer(body)) connection.receive(body)

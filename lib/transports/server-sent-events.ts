@@ -68,7 +68,7 @@ export class ServerSentEventsTransport implements Transport, BatchTarget {
   }
 
   bufferedBytes (): number {
-    return this.res.writableLength + this.batch.pending
+    return this.res.writableLength
   }
 
   close (): void {

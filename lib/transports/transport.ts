@@ -11,7 +11,10 @@ export interface Transport {
   readonly inherentKeepAlive: boolean
   /** Hand one or more whole, framed hub messages to the client. */
   send (frame: Buffer, binary: boolean): void
-  /** Bytes accepted by send() that have not reached the socket yet. */
+  /**
+   * Bytes the client has not taken yet: what its socket still holds, or what waits for its
+   * next poll. This turn's unflushed batch does not count: it has not been offered yet.
+   */
   bufferedBytes (): number
   /** End the transport after what was sent has been flushed, as far as the transport allows. */
   close (): void

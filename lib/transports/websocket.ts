@@ -43,7 +43,7 @@ export class WebSocketTransport implements Transport, BatchTarget {
   }
 
   bufferedBytes (): number {
-    return this.socket.bufferedAmount + this.batch.pending
+    return this.socket.bufferedAmount
   }
 
   pauseReading (): void {

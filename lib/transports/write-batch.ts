@@ -9,13 +9,20 @@ export interface BatchTarget {
   writeBatch (data: Buffer, binary: boolean): void
 }
 
+/**
+ * A batch that reaches this many bytes is written at once rather than at the end of the
+ * turn: what a burst produces then reaches the socket, where it counts as unread only if
+ * the client does not take it, and the batch never holds more than this plus one message.
+ */
+export const BATCH_FLUSH_BYTES = 65_536
+
 const dirty = new Set<WriteBatch>()
 let scheduled = false
 
 function flushAll (): void {
   scheduled = false
+  // flush() takes each batch out of the set; a write may add to another batch meanwhile
   for (const batch of dirty) batch.flush()
-  dirty.clear()
 }
 
 export class WriteBatch {
@@ -25,17 +32,16 @@ export class WriteBatch {
 
   constructor (private readonly target: BatchTarget) {}
 
-  /** Bytes queued and not yet handed to the socket. */
-  get pending (): number {
-    return this.bytes
-  }
-
   add (frame: Buffer, binary: boolean): void {
     // The handshake answer is text even on a binary connection: never mix frame types
     if (this.frames.length > 0 && binary !== this.binary) this.flush()
     this.binary = binary
     this.frames.push(frame)
     this.bytes += frame.length
+    if (this.bytes >= BATCH_FLUSH_BYTES) {
+      this.flush()
+      return
+    }
     dirty.add(this)
     if (!scheduled) {
       scheduled = true
@@ -44,6 +50,7 @@ export class WriteBatch {
   }
 
   flush (): void {
+    dirty.delete(this)
     if (this.frames.length === 0) return
     const data = this.frames.length === 1 ? this.frames[0] : Buffer.concat(this.frames, this.bytes)
     this.frames = []
