@@ -8,6 +8,7 @@ import vm from 'node:vm'
 import { test, type Test } from 'tap'
 import Type from 'typebox'
 import { defineHub } from '../index.js'
+import { writeVarIntFrame } from '../lib/protocol/binary-framing.js'
 import { startServer } from './fixtures/server.js'
 import { ERROR_CLOSE, echoes, open, type Kind, type WireClient } from './fixtures/wire.js'
 
@@ -22,22 +23,9 @@ const hub = defineHub({
   }
 })
 
-/** A MessagePack frame around `body`, with its VarInt length. */
-function frame (body: Buffer): Buffer {
-  const len: number[] = []
-  let n = body.length
-  do {
-    let b = n & 0x7f
-    n >>>= 7
-    if (n > 0) b |= 0x80
-    len.push(b)
-  } while (n > 0)
-  return Buffer.concat([Buffer.from(len), body])
-}
-
 /** [1, {}, "1", "Any", [<argument>]] */
 function invocation (argument: Buffer): Buffer {
-  return frame(Buffer.concat([Buffer.from([0x95, 0x01, 0x80, 0xa1, 0x31, 0xa3]), Buffer.from('Any'), Buffer.from([0x91]), argument]))
+  return writeVarIntFrame(Buffer.concat([Buffer.from([0x95, 0x01, 0x80, 0xa1, 0x31, 0xa3]), Buffer.from('Any'), Buffer.from([0x91]), argument]))
 }
 
 const BUDGET = 30_000

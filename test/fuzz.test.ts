@@ -14,6 +14,7 @@ import { test } from 'tap'
 import Type from 'typebox'
 import WebSocket from 'ws'
 import { defineHub } from '../index.js'
+import { writeVarIntFrame } from '../lib/protocol/binary-framing.js'
 import type { HubProtocol } from '../lib/protocol/hub-protocol.js'
 import { jsonHubProtocol } from '../lib/protocol/json.js'
 import type { HubMessage } from '../lib/protocol/messages.js'
@@ -120,19 +121,6 @@ function mutate (data: Buffer, m: Mutation): Buffer {
   }
 }
 
-/** `body` in a VarInt frame. */
-function varIntFrame (body: Buffer): Buffer {
-  const len: number[] = []
-  let n = body.length
-  do {
-    let b = n & 0x7f
-    n >>>= 7
-    if (n > 0) b |= 0x80
-    len.push(b)
-  } while (n > 0)
-  return Buffer.concat([Buffer.from(len), body])
-}
-
 // Headers that declare far more than can follow: arrays, maps, str, bin and ext, 64k and 4G
 const HUGE_HEADERS = [
   [0xdc, 0xff, 0xff], [0xdd, 0xff, 0xff, 0xff, 0xff], [0xde, 0xff, 0xff], [0xdf, 0xff, 0xff, 0xff, 0xff],
@@ -150,7 +138,7 @@ function bombOf (protocol: Protocol): fc.Arbitrary<Buffer> {
   return fc.tuple(fc.array(header, { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 4000 }), fc.uint8Array({ maxLength: 32 }))
     .map(([headers, times, tail]) => {
       const argument = Buffer.from(Array.from({ length: times }, (_, i) => headers[i % headers.length]).flat())
-      return varIntFrame(Buffer.concat([Buffer.from([0x95, 0x01, 0x80, 0xc0, 0xa4]), Buffer.from('Echo'), Buffer.from([0x91]), argument, Buffer.from(tail)]))
+      return writeVarIntFrame(Buffer.concat([Buffer.from([0x95, 0x01, 0x80, 0xc0, 0xa4]), Buffer.from('Echo'), Buffer.from([0x91]), argument, Buffer.from(tail)]))
     })
 }
 

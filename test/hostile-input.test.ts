@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { test, type Test } from 'tap'
 import Type from 'typebox'
 import { defineHub } from '../index.js'
+import { writeVarIntFrame } from '../lib/protocol/binary-framing.js'
 import { MESSAGES_PER_SLICE, type Connection } from '../lib/connection.js'
 import { MAX_QUEUED_MESSAGES, type Dispatcher } from '../lib/hub/dispatcher.js'
 import { connect } from './fixtures/client.js'
@@ -107,19 +108,6 @@ function mp (...bytes: Array<number | string | Buffer>): Buffer {
   return Buffer.concat(bytes.map((b) => typeof b === 'number' ? Buffer.from([b]) : Buffer.isBuffer(b) ? b : Buffer.from(b)))
 }
 
-/** A MessagePack frame around `body`, with its VarInt length. */
-function frame (body: Buffer): Buffer {
-  const len: number[] = []
-  let n = body.length
-  do {
-    let b = n & 0x7f
-    n >>>= 7
-    if (n > 0) b |= 0x80
-    len.push(b)
-  } while (n > 0)
-  return Buffer.concat([Buffer.from(len), body])
-}
-
 /** A msgpack str header + bytes. */
 function str (s: string): Buffer {
   const b = Buffer.from(s)
@@ -130,7 +118,7 @@ function str (s: string): Buffer {
 
 /** [1, {}, id, target, [arg]] with `arg` already encoded. */
 function mpInvocation (id: string, target: string, argBytes: Buffer, headers: Buffer = Buffer.from([0x80])): Buffer {
-  return frame(mp(0x95, 0x01, headers, str(id), str(target), 0x91, argBytes))
+  return writeVarIntFrame(mp(0x95, 0x01, headers, str(id), str(target), 0x91, argBytes))
 }
 
 const violations: Record<Protocol, Array<[string, Buffer | string]>> = {
@@ -154,17 +142,17 @@ const violations: Record<Protocol, Array<[string, Buffer | string]>> = {
     ['invalid UTF-8', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d, 0x1e])]
   ],
   messagepack: [
-    ['garbage bytes', frame(Buffer.from([0xc1, 0xc1, 0xc1]))],
-    ['a frame cut inside a value', frame(Buffer.from([0x95, 0x01, 0x80]))],
-    ['a frame with bytes after its value', frame(Buffer.from([0x91, 0x06, 0x06]))],
+    ['garbage bytes', writeVarIntFrame(Buffer.from([0xc1, 0xc1, 0xc1]))],
+    ['a frame cut inside a value', writeVarIntFrame(Buffer.from([0x95, 0x01, 0x80]))],
+    ['a frame with bytes after its value', writeVarIntFrame(Buffer.from([0x91, 0x06, 0x06]))],
     ['an empty frame', Buffer.from([0x00])],
-    ['a message that is not an array', frame(Buffer.from([0x06]))],
-    ['a string type', frame(mp(0x91, str('1')))],
-    ['a numeric invocationId', frame(mp(0x95, 0x01, 0x80, 0x05, str('Echo'), 0x90))],
-    ['headers that are an array', frame(mp(0x95, 0x01, 0x90, str('1'), str('Echo'), 0x90))],
-    ['arguments that are a map', frame(mp(0x95, 0x01, 0x80, str('1'), str('Echo'), 0x80))],
-    ['an invocation with too few items', frame(mp(0x93, 0x01, 0x80, str('1')))],
-    ['a Completion with an unknown result kind', frame(mp(0x95, 0x03, 0x80, str('1'), 0x09, 0x01))],
+    ['a message that is not an array', writeVarIntFrame(Buffer.from([0x06]))],
+    ['a string type', writeVarIntFrame(mp(0x91, str('1')))],
+    ['a numeric invocationId', writeVarIntFrame(mp(0x95, 0x01, 0x80, 0x05, str('Echo'), 0x90))],
+    ['headers that are an array', writeVarIntFrame(mp(0x95, 0x01, 0x90, str('1'), str('Echo'), 0x90))],
+    ['arguments that are a map', writeVarIntFrame(mp(0x95, 0x01, 0x80, str('1'), str('Echo'), 0x80))],
+    ['an invocation with too few items', writeVarIntFrame(mp(0x93, 0x01, 0x80, str('1')))],
+    ['a Completion with an unknown result kind', writeVarIntFrame(mp(0x95, 0x03, 0x80, str('1'), 0x09, 0x01))],
     ['an extension type other than the timestamp', mpInvocation('1', 'Inspect', mp(0xd4, 0x05, 0x00))],
     ['a timestamp extension with a bad length', mpInvocation('1', 'Inspect', mp(0xc7, 0x03, 0xff, 0x01, 0x02, 0x03))],
     ['an extension value as a header', mpInvocation('1', 'Echo', str('x'), mp(0x81, str('h'), 0xd4, 0x05, 0x00))],
@@ -203,13 +191,13 @@ test('unknown message types, a Completion for an unknown id and a StreamItem for
       `{"type":1,"target":"Echo","arguments":["fire and forget"],"extra":{"a":[1]}}${RS}`
     ],
     messagepack: [
-      frame(mp(0x92, 0x63, str('whatever'))),
-      frame(mp(0x91, 0x00)),
-      frame(mp(0x95, 0x03, 0x80, str('nobody'), 0x03, 0x01)),
-      frame(mp(0x94, 0x02, 0x80, str('nostream'), 0x01)),
-      frame(mp(0x93, 0x05, 0x80, str('nothing'))),
+      writeVarIntFrame(mp(0x92, 0x63, str('whatever'))),
+      writeVarIntFrame(mp(0x91, 0x00)),
+      writeVarIntFrame(mp(0x95, 0x03, 0x80, str('nobody'), 0x03, 0x01)),
+      writeVarIntFrame(mp(0x94, 0x02, 0x80, str('nostream'), 0x01)),
+      writeVarIntFrame(mp(0x93, 0x05, 0x80, str('nothing'))),
       // 7 items: extra trailing items are ignored, as in the .NET reader
-      frame(mp(0x97, 0x01, 0x80, 0xc0, str('Echo'), 0x91, str('fire and forget'), 0x90, 0x01))
+      writeVarIntFrame(mp(0x97, 0x01, 0x80, 0xc0, str('Echo'), 0x91, str('fire and forget'), 0x90, 0x01))
     ]
   }
   for (const [kind, protocol] of COMBOS) {

@@ -45,6 +45,8 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
   private readonly protocols: HubProtocol[]
   private readonly log: FastifyBaseLogger
   private readonly local = new Map<string, LifetimeConnection>()
+  /** Local connections a delivery left congested: this server's senders wait for them. */
+  private readonly congestedLocal = new Set<LifetimeConnection>()
   private readonly localGroups = new Map<LifetimeConnection, Set<string>>()
   private readonly gone = new WeakSet<LifetimeConnection>()
   private readonly connectionSubs: SubscriptionTable<LifetimeConnection>
@@ -182,6 +184,7 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
   private async disconnected (connection: LifetimeConnection): Promise<void> {
     if (this.gone.has(connection)) return
     this.gone.add(connection)
+    this.congestedLocal.delete(connection)
     if (this.local.get(connection.connectionId) === connection) this.local.delete(connection.connectionId)
     const groups = this.localGroups.get(connection) ?? NO_GROUPS
     this.localGroups.delete(connection)
@@ -205,6 +208,26 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
 
   async send (target: SendTarget, message: InvocationMessage): Promise<void> {
     await this.ensureStarted()
+    await this.publishSend(target, message)
+    await this.paceToLocalReaders()
+  }
+
+  /**
+   * A sender on this server waits, as with the in-memory manager, while a local connection
+   * that deliveries have made congested drains (never for one that stopped reading). Readers
+   * on other servers are not waited for: their own deliveries cannot hold a remote sender.
+   */
+  private async paceToLocalReaders (): Promise<void> {
+    if (this.congestedLocal.size === 0) return
+    const waits: Array<Promise<void>> = []
+    for (const c of this.congestedLocal) {
+      if (c.congested) waits.push(c.drained())
+      else this.congestedLocal.delete(c)
+    }
+    await Promise.all(waits)
+  }
+
+  private async publishSend (target: SendTarget, message: InvocationMessage): Promise<void> {
     const c = this.channels
     switch (target.kind) {
       case 'all':
@@ -216,7 +239,7 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
         if (target.ids.length === 1) {
           const local = this.local.get(target.ids[0])
           if (local !== undefined) {
-            local.write(new SerializedMessage(message))
+            this.writeLocal(local, new SerializedMessage(message))
             return
           }
         }
@@ -251,8 +274,12 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     const message = new RemoteMessage(invocation.serialized)
     const excluded = invocation.excluded.length === 0 ? undefined : new Set(invocation.excluded)
     for (const c of members) {
-      if (excluded === undefined || !excluded.has(c.connectionId)) c.write(message)
+      if (excluded === undefined || !excluded.has(c.connectionId)) this.writeLocal(c, message)
     }
+  }
+
+  private writeLocal (c: LifetimeConnection, message: SerializedMessage): void {
+    if (c.write(message) && c.congested) this.congestedLocal.add(c)
   }
 
   private onConnectionMessage (channel: string, payload: Buffer, members: ReadonlySet<LifetimeConnection>): void {
@@ -260,7 +287,7 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     if (invocation === undefined) return
     for (const c of members) {
       if (invocation.invocationId !== undefined && invocation.returnChannel !== undefined) this.forwardClientResult(c, invocation)
-      else c.write(new RemoteMessage(invocation.serialized))
+      else this.writeLocal(c, new RemoteMessage(invocation.serialized))
     }
   }
 
