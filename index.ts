@@ -1,18 +1,18 @@
-// Fastify glue only: option validation, @fastify/websocket, the app.hub and app.signalr
+// Fastify glue only: option validation, WebSocket upgrades, the app.hub and app.signalr
 // decorators, and shutdown. Everything else lives in lib/.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import websocket from '@fastify/websocket'
-import { DuplicateHubError, InvalidOptionError } from './lib/errors.js'
+import { DuplicateHubError, HubAfterStartError, InvalidOptionError } from './lib/errors.js'
 import { compileHub } from './lib/hub/define-hub.js'
 import { MappedHub } from './lib/hub/mapped-hub.js'
 import type { Backplane, HubLifetimeManager } from './lib/lifetime/hub-lifetime-manager.js'
 import { MemoryHubLifetimeManager } from './lib/lifetime/memory.js'
 import { checkName } from './lib/names.js'
 import { resolveHubOptions, resolvePluginOptions, type PluginOptionsInput } from './lib/options.js'
-import { normalizePath, Registry } from './lib/registry.js'
 import { protocolsByName } from './lib/protocol/index.js'
+import { normalizePath, Registry, SignalRView } from './lib/registry.js'
 import { mapHubRoutes } from './lib/transports/routes.js'
+import { WebSocketUpgrades } from './lib/transports/upgrade.js'
 import type { HubDefinition, HubRouteOptions } from './types/index.js'
 
 export type FastifySignalROptions = PluginOptionsInput & {
@@ -31,9 +31,9 @@ function checkBackplane (value: unknown): Backplane | undefined {
 // Keys Fastify itself reads from register() options; they are not ours to validate
 const FASTIFY_REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
 
-/** The largest WebSocket message for a hub message limit (0: none); one message may hold several hub messages. */
-function maxPayloadFor (maximumReceiveMessageSize: number): number {
-  return maximumReceiveMessageSize === 0 ? 0 : Math.max(1_048_576, maximumReceiveMessageSize * 4)
+/** Where a path mapped in `scope` is reached: the scope's prefix, then the path. */
+function clientPath (scope: FastifyInstance, path: string): string {
+  return normalizePath(scope.prefix === '' || scope.prefix === '/' ? path : scope.prefix + path)
 }
 
 const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastifySignalR (fastify, rawOptions) {
@@ -42,46 +42,34 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
   const defaultBackplane = checkBackplane(rawOptions?.backplane)
   const defaults = resolvePluginOptions(ours)
   const registry = new Registry(fastify.log)
+  const view = new SignalRView(registry)
+  // Our own upgrades, not @fastify/websocket's: the application may register that plugin for
+  // its own WebSocket routes, before or after this one, and its shutdown then never closes
+  // a hub's sockets before their Close message went out
+  const upgrades = new WebSocketUpgrades(fastify.log, view)
+  upgrades.attach(fastify.server, (req, res) => { fastify.routing(req, res) })
+  let started = false
+  fastify.addHook('onReady', async function () { started = true })
 
-  if (fastify.hasDecorator('websocketServer')) {
-    fastify.log.warn('fastify-signalr: @fastify/websocket was registered before it; its preClose closes sockets before SignalR can send them a Close message')
-  } else {
-    await fastify.register(websocket, {
-      options: {
-        perMessageDeflate: false,
-        // ws buffers a whole message before we see it: cap it near the hub message limit
-        // (several hub messages may share one WebSocket message) so a client cannot make the
-        // server hold more than that plus one frame
-        maxPayload: maxPayloadFor(defaults.maximumReceiveMessageSize)
-      },
-      // Our Close messages must go out before the sockets are closed
-      preClose: async function () {
-        await registry.closeAll()
-        const server = fastify.websocketServer
-        for (const client of server.clients) client.terminate()
-        await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
-      }
-    })
-  }
-
-  fastify.decorate('signalr', registry)
+  fastify.decorate('signalr', view)
   fastify.decorate('hub', function hub (this: FastifyInstance, path: string, definition: HubDefinition, routeOptions: HubRouteOptions = {}) {
     checkName('hub path', path)
-    if (registry.hasHub(path)) throw new DuplicateHubError(path)
-    const { onRequest, preParsing, preValidation, preHandler, onResponse, onError, userId, backplane, asyncapi, ...hubOptions } = routeOptions
+    const fullPath = clientPath(this, path)
+    // Routes cannot be added once the app has started: refuse before anything is recorded
+    if (started) throw new HubAfterStartError(fullPath)
+    if (registry.hasHub(fullPath)) throw new DuplicateHubError(fullPath)
+    const {
+      onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort,
+      logLevel, config, constraints, userId, backplane, asyncapi, ...hubOptions
+    } = routeOptions
     const options = resolveHubOptions(defaults, hubOptions)
-    // ws reads maxPayload at each upgrade: a hub with a larger limit raises it
-    const wss = fastify.websocketServer as { options: { maxPayload: number } } | undefined
-    if (wss !== undefined) {
-      const needed = maxPayloadFor(options.maximumReceiveMessageSize)
-      if (wss.options.maxPayload !== 0 && (needed === 0 || needed > wss.options.maxPayload)) wss.options.maxPayload = needed
-    }
     const scaleOut = checkBackplane(backplane) ?? defaultBackplane
+    // The fleet knows a hub by the path its clients use
     const lifetime: HubLifetimeManager = scaleOut === undefined
       ? new MemoryHubLifetimeManager()
-      : scaleOut.createLifetimeManager({ path: normalizePath(path), protocols: protocolsByName(options.protocols), log: this.log, clientResultTimeout: options.clientResultTimeout })
+      : scaleOut.createLifetimeManager({ path: fullPath, protocols: protocolsByName(options.protocols), log: this.log, clientResultTimeout: options.clientResultTimeout })
     const mapped = new MappedHub({
-      path,
+      path: fullPath,
       hub: compileHub(definition),
       options,
       lifetime,
@@ -90,14 +78,18 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
       forget: (connection) => { registry.forget(connection) },
       asyncapi: typeof asyncapi === 'object' ? asyncapi : undefined
     })
+    mapHubRoutes(this, path, mapped, registry, upgrades, {
+      onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort, logLevel, config, constraints
+    }, asyncapi !== undefined && asyncapi !== false)
     registry.addHub(mapped)
-    mapHubRoutes(this, mapped, registry, { onRequest, preParsing, preValidation, preHandler, onResponse, onError }, asyncapi !== undefined && asyncapi !== false)
     return this
   })
 
-  // Also covers an application that registered @fastify/websocket itself
+  // Before the server stops taking requests: every connection gets its Close message, then
+  // what is left of the sockets is cut
   fastify.addHook('preClose', async function () {
     await registry.closeAll()
+    await upgrades.close()
   })
 }
 

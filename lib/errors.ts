@@ -1,6 +1,11 @@
 // Every error the plugin makes. Codes carry the FST_SIGNALR_ prefix so applications can
-// match on them; messages take %s arguments in the @fastify/error style.
+// match on them; messages take %s arguments in the @fastify/error style. Errors that end a
+// connection or reach a client (what onDisconnected sees) carry no HTTP statusCode: they
+// never become an HTTP answer.
 import createError from '@fastify/error'
+
+/** A falsy statusCode makes @fastify/error leave it undefined (its default is 500). */
+const NO_STATUS = 0
 
 export const InvalidOptionError = createError<[string, string]>(
   'FST_SIGNALR_INVALID_OPTION', 'Invalid fastify-signalr option %s: %s', 500, TypeError)
@@ -17,29 +22,32 @@ export const UnknownHubError = createError<[string]>(
 export const HubMismatchError = createError<[string]>(
   'FST_SIGNALR_HUB_MISMATCH', "The hub mapped at '%s' is not the definition given to app.signalr.hub()", 500)
 
+export const HubAfterStartError = createError<[string]>(
+  'FST_SIGNALR_HUB_AFTER_START', "Cannot map a hub at '%s': the app has already started (ready() or listen()). Call app.hub() before that, as for any route.", 500)
+
 export const InvalidArgumentError = createError<[string, string]>(
   'FST_SIGNALR_INVALID_ARGUMENT', 'Invalid %s: %s', 500, TypeError)
 
 /** A frame or message that breaks the hub protocol: the connection ends with an error Close. */
 export const InvalidMessageError = createError<[string]>(
-  'FST_SIGNALR_INVALID_MESSAGE', '%s', 400)
+  'FST_SIGNALR_INVALID_MESSAGE', '%s', NO_STATUS)
 
 /** A single message above maximumReceiveMessageSize. */
 export const MessageTooLargeError = createError<[number]>(
-  'FST_SIGNALR_MESSAGE_TOO_LARGE', 'The maximum message size of %sB was exceeded.', 413)
+  'FST_SIGNALR_MESSAGE_TOO_LARGE', 'The maximum message size of %sB was exceeded.', NO_STATUS)
 
 export const HandshakeError = createError<[string]>(
-  'FST_SIGNALR_HANDSHAKE', '%s', 400)
+  'FST_SIGNALR_HANDSHAKE', '%s', NO_STATUS)
 
 /**
  * What a hub method throws to send its own message to the caller in every mode, like a
  * .NET HubException: the client sees "An unexpected error occurred invoking 'M' on the
  * server. HubException: <message>".
  */
-export const HubError = createError<[string]>('FST_SIGNALR_HUB_ERROR', '%s', 500)
+export const HubError = createError<[string]>('FST_SIGNALR_HUB_ERROR', '%s', NO_STATUS)
 
 export const ConnectionClosedError = createError<[string]>(
-  'FST_SIGNALR_CONNECTION_CLOSED', '%s', 500)
+  'FST_SIGNALR_CONNECTION_CLOSED', '%s', NO_STATUS)
 
 export const ClientResultError = createError<[string]>(
   'FST_SIGNALR_CLIENT_RESULT', '%s', 500)
@@ -55,16 +63,16 @@ export const ClientResultTimeoutError = createError<[string, number]>(
   'FST_SIGNALR_CLIENT_RESULT_TIMEOUT', "Client result for '%s' timed out after %sms.", 500)
 
 export const ClientTimeoutError = createError(
-  'FST_SIGNALR_CLIENT_TIMEOUT', "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.", 500)
+  'FST_SIGNALR_CLIENT_TIMEOUT', "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.", NO_STATUS)
 
 export const SendTimeoutError = createError<[number]>(
-  'FST_SIGNALR_SEND_TIMEOUT', 'A transport send did not complete within %sms: the client is not reading.', 500)
+  'FST_SIGNALR_SEND_TIMEOUT', 'A transport send did not complete within %sms: the client is not reading.', NO_STATUS)
 
 export const OutboundBufferFullError = createError<[number]>(
-  'FST_SIGNALR_OUTBOUND_BUFFER_FULL', 'More than %s bytes were waiting for a client that is not reading.', 500)
+  'FST_SIGNALR_OUTBOUND_BUFFER_FULL', 'More than %s bytes were waiting for a client that is not reading.', NO_STATUS)
 
 export const ServerShutdownError = createError(
-  'FST_SIGNALR_SHUTDOWN', 'The server is shutting down.', 503)
+  'FST_SIGNALR_SHUTDOWN', 'The server is shutting down.', NO_STATUS)
 
 /** A client answered a client result with a value its method's `returns` schema refuses. */
 export const InvalidClientResultError = createError<[string, string, string]>(

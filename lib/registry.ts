@@ -1,21 +1,23 @@
-// The decorated registry (app.signalr): hubs by path, connections by token, the shared
-// heartbeat that drives every connection's timers, and shutdown.
+// The registry behind app.signalr: hubs by path, connections by token, the shared heartbeat
+// that drives every connection's timers, and shutdown. Applications see it only through
+// SignalRView, which shows the hubs and the counts and keeps the machinery out of reach.
 import type { FastifyBaseLogger } from 'fastify'
 import { Connection, newConnectionId } from './connection.js'
 import { HubMismatchError, UnknownHubError } from './errors.js'
 import type { MappedHub } from './hub/mapped-hub.js'
-import { LongPollingTransport } from './transports/long-polling.js'
 import { checkName } from './names.js'
+import type { Transport } from './transports/transport.js'
 import type { ClientMethodsOf, HubContext, HubDefinition, SignalRRegistry } from '../types/index.js'
 
 export class Registry implements SignalRRegistry {
   private readonly hubs = new Map<string, MappedHub>()
   private readonly byToken = new Map<string, Connection>()
   /**
-   * Long Polling connections that ended, kept for a disconnectTimeout so that the next
-   * poll gets the last queued messages and then 204 instead of a 404.
+   * Transports of ended connections that asked to linger (Long Polling), kept for a
+   * disconnectTimeout so that the next poll gets the last queued messages and then 204
+   * instead of a 404.
    */
-  private readonly retired = new Map<string, { transport: LongPollingTransport, until: number }>()
+  private readonly retired = new Map<string, { transport: Transport, until: number }>()
   private heartbeat: NodeJS.Timeout | undefined
   private tickMs = 1000
   closing = false
@@ -68,13 +70,14 @@ export class Registry implements SignalRRegistry {
   forget (connection: Connection): void {
     if (this.byToken.get(connection.token) !== connection) return
     this.byToken.delete(connection.token)
-    if (connection.transport instanceof LongPollingTransport && !this.closing) {
+    if (connection.transport?.lingersAfterClose === true && !this.closing) {
       this.retired.set(connection.token, { transport: connection.transport, until: Date.now() + connection.host.options.disconnectTimeout })
     }
     if (this.byToken.size === 0 && this.retired.size === 0) this.stopHeartbeat()
   }
 
-  retiredLongPolling (token: string): LongPollingTransport | undefined {
+  /** The transport of an ended connection that lingers (see `retired`). */
+  retiredTransport (token: string): Transport | undefined {
     return this.retired.get(token)?.transport
   }
 
@@ -126,4 +129,35 @@ export class Registry implements SignalRRegistry {
 /** Hub paths match with or without a trailing slash. */
 export function normalizePath (path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+}
+
+/** What app.signalr is: the hubs and the counts; the registry itself stays private. */
+export class SignalRView implements SignalRRegistry {
+  readonly #registry: Registry
+
+  constructor (registry: Registry) {
+    this.#registry = registry
+    views.set(this, registry)
+  }
+
+  hub<H extends HubDefinition = HubDefinition> (path: string, definition?: H): HubContext<ClientMethodsOf<H>> {
+    return this.#registry.hub(path, definition)
+  }
+
+  get paths (): readonly string[] {
+    return this.#registry.paths
+  }
+
+  get connectionCount (): number {
+    return this.#registry.connectionCount
+  }
+}
+
+const views = new WeakMap<SignalRView, Registry>()
+
+/** The registry behind an app.signalr, for the plugin's own code and its tests. */
+export function registryOf (view: SignalRRegistry): Registry {
+  const registry = views.get(view as SignalRView)
+  if (registry === undefined) throw new TypeError('not an app.signalr object')
+  return registry
 }

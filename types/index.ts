@@ -279,14 +279,27 @@ export type ClientMethodsOf<H extends HubDefinition> = H extends HubDefinition<i
   ? [T['client']] extends [ClientMethodTypes] ? T['client'] : undefined
   : never
 
-/** Route-level options for app.hub(): Fastify hooks guard negotiate and every transport request. */
+/**
+ * Route-level options for app.hub(): Fastify hooks guard negotiate and every transport
+ * request; logLevel, config and constraints apply to every route of the hub.
+ */
 export interface HubRouteOptions extends HubOptionsInput {
   onRequest?: RouteShorthandOptions['onRequest']
   preParsing?: RouteShorthandOptions['preParsing']
   preValidation?: RouteShorthandOptions['preValidation']
   preHandler?: RouteShorthandOptions['preHandler']
+  preSerialization?: RouteShorthandOptions['preSerialization']
+  onSend?: RouteShorthandOptions['onSend']
   onResponse?: RouteShorthandOptions['onResponse']
+  onTimeout?: RouteShorthandOptions['onTimeout']
   onError?: RouteShorthandOptions['onError']
+  onRequestAbort?: RouteShorthandOptions['onRequestAbort']
+  /** The log level of the hub's routes, as for any route. */
+  logLevel?: RouteShorthandOptions['logLevel']
+  /** Route config, readable in hooks as request.routeOptions.config. */
+  config?: RouteShorthandOptions['config']
+  /** Route constraints (host, version) for every route of the hub. */
+  constraints?: RouteShorthandOptions['constraints']
   /** The user a connection belongs to; feeds clients.user(...). Computed once, at handshake. */
   userId?: (request: FastifyRequest) => string | undefined | null
   /** Serves the hub's AsyncAPI 3.0 document at GET {path}/asyncapi.json, behind the hooks above. */
@@ -295,15 +308,17 @@ export interface HubRouteOptions extends HubOptionsInput {
   backplane?: Backplane
 }
 
+/** app.signalr: the mapped hubs and the connection count. */
 export interface SignalRRegistry {
   /**
-   * The hub context of a mapped hub, for sends and presence queries from anywhere. Name the
-   * hub to type its proxies by its `client` schemas: `hub('/hubs/chat', chat)` also checks
-   * that `chat` is the hub mapped there (FST_SIGNALR_HUB_MISMATCH if not);
+   * The hub context of a mapped hub, for sends and presence queries from anywhere. `path` is
+   * the one clients connect to, prefix included (a trailing slash is ignored). Name the hub
+   * to type its proxies by its `client` schemas: `hub('/hubs/chat', chat)` also checks that
+   * `chat` is the hub mapped there (FST_SIGNALR_HUB_MISMATCH if not);
    * `hub<typeof chat>('/hubs/chat')` types it without the check.
    */
   hub<H extends HubDefinition = HubDefinition> (path: string, definition?: H): HubContext<ClientMethodsOf<H>>
-  /** Paths of every mapped hub. */
+  /** Paths of every mapped hub, as clients reach them (with the prefix of their scope). */
   readonly paths: readonly string[]
   /** Connections of every hub in this process, negotiated ones included. */
   readonly connectionCount: number
@@ -311,8 +326,11 @@ export interface SignalRRegistry {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Maps a hub at `path`: negotiate, WebSockets, Server-Sent Events and Long Polling routes. */
-    hub (path: string, hub: HubDefinition, options?: HubRouteOptions): FastifyInstance
+    /**
+     * Maps a hub at `path` in this scope (its prefix applies): negotiate, WebSockets,
+     * Server-Sent Events and Long Polling routes. Call it before the app starts.
+     */
+    hub (path: string, hub: HubDefinition, options?: HubRouteOptions): this
     signalr: SignalRRegistry
   }
 }

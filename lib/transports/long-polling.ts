@@ -20,6 +20,7 @@ const NO_CACHE = {
 export class LongPollingTransport implements Transport {
   readonly kind = 'LongPolling' as const
   readonly inherentKeepAlive = true
+  readonly lingersAfterClose = true
   private queue: Buffer[] = []
   private queued = 0
   private pending: PendingPoll | undefined

@@ -2,9 +2,9 @@
 // long poll), the POST send endpoint and DELETE, each guarded by the hub's Fastify hooks.
 // The routes live in their own encapsulated scope so that the raw-bytes body parser they
 // need never touches the application's routes.
-import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify'
+import type { OutgoingHttpHeaders } from 'node:http'
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler, RouteOptions } from 'fastify'
 import type { WebSocket } from 'ws'
-import type {} from '@fastify/websocket'
 import type { Connection } from '../connection.js'
 import type { MappedHub } from '../hub/mapped-hub.js'
 import type { Registry } from '../registry.js'
@@ -15,17 +15,20 @@ import { redactingRequestSerializer } from './access-token.js'
 import { queryValue } from './query.js'
 import { ServerSentEventsTransport } from './server-sent-events.js'
 import type { TransportKind } from './transport.js'
+import { isWebSocketUpgrade, type WebSocketUpgrades } from './upgrade.js'
 import { WebSocketTransport } from './websocket.js'
 
-type Hooks = Pick<HubRouteOptions, 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'onResponse' | 'onError'>
+/** The Fastify route options an application may set on a hub's routes (see HubRouteOptions). */
+export type HubRouteSettings = Pick<HubRouteOptions, 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'preSerialization' |
+'onSend' | 'onResponse' | 'onTimeout' | 'onError' | 'onRequestAbort' | 'logLevel' | 'config' | 'constraints'>
 
-const claimedByRequest = new WeakMap<FastifyRequest, Connection>()
+const kHandler = Symbol('fastify-signalr.handler')
 
 function text (reply: FastifyReply, status: number, body: string): FastifyReply {
   return reply.code(status).header('content-type', 'text/plain; charset=utf-8').send(body)
 }
 
-function hookList (hook: Hooks['preHandler']): preHandlerHookHandler[] {
+function hookList (hook: HubRouteSettings['preHandler']): preHandlerHookHandler[] {
   if (hook === undefined) return []
   return (Array.isArray(hook) ? hook : [hook]) as preHandlerHookHandler[]
 }
@@ -41,8 +44,12 @@ function notSupported (kind: TransportKind): string {
   return `${kind} transport not supported by this end point type`
 }
 
-export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Registry, hooks: Hooks, serveAsyncApi = false): void {
-  const base = hub.path.length > 1 && hub.path.endsWith('/') ? hub.path.slice(0, -1) : hub.path
+/**
+ * Maps the routes of `hub` at `url` in `app`'s scope (so the scope's prefix, hooks and
+ * plugins apply), with the application's route settings on each of them.
+ */
+export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub, registry: Registry, upgrades: WebSocketUpgrades, settings: HubRouteSettings, serveAsyncApi = false): void {
+  const base = url.length > 1 && url.endsWith('/') ? url.slice(0, -1) : url
   const paths = base === '/' ? ['/'] : [base, base + '/']
   const negotiatePath = base === '/' ? '/negotiate' : base + '/negotiate'
   const o = hub.options
@@ -69,63 +76,46 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     return connection
   }
 
-  /** Runs after the application's hooks, before the upgrade, so refusals are plain HTTP. */
-  const beforeUpgrade: preHandlerHookHandler = function (request, reply, done) {
-    if (!request.ws) {
-      done()
-      return
-    }
-    if (!o.transports.includes('WebSockets')) {
-      text(reply, 404, notSupported('WebSockets'))
-      return
-    }
+  const wss = upgrades.server(bodyLimit ?? 0)
+
+  /** After the application's hooks: refusals are plain HTTP answers, given before the upgrade. */
+  function webSocket (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    if (!o.transports.includes('WebSockets')) return text(reply, 404, notSupported('WebSockets'))
     const origin = request.headers.origin
     if (o.allowedOrigins !== undefined && origin !== undefined && !o.allowedOrigins.includes(origin)) {
       request.log.warn({ origin }, 'signalr: WebSocket upgrade from a disallowed origin refused')
-      text(reply, 403, 'Origin not allowed')
-      return
+      return text(reply, 403, 'Origin not allowed')
     }
     let connection: Connection | undefined
     if (queryValue(request.query, 'id') === undefined) {
       // skipNegotiation: the client opens the socket with no id and gets v0 semantics
-      if (registry.closing) {
-        text(reply, 503, 'The server is shutting down.')
-        return
-      }
+      if (registry.closing) return text(reply, 503, 'The server is shutting down.')
       connection = registry.createConnection(hub, 0, false)
     } else {
       connection = lookup(request, reply, 'WebSockets')
-      if (connection === undefined) return
-      if (connection.claimed) {
-        text(reply, 409, 'Connection ID is already in use by another WebSocket.')
-        return
-      }
+      if (connection === undefined) return reply
+      if (connection.claimed) return text(reply, 409, 'Connection ID is already in use by another WebSocket.')
     }
-    connection.claim('WebSockets')
-    claimedByRequest.set(request, connection)
-    done()
-  }
-
-  function wsHandler (socket: WebSocket, request: FastifyRequest): void {
-    const connection = claimedByRequest.get(request)
-    if (connection === undefined) {
-      socket.close(1011)
-      return
-    }
-    claimedByRequest.delete(request)
-    const transport = new WebSocketTransport(socket, connection)
-    if (connection.state === 'connected') connection.reattach(transport)
-    else connection.attach(transport, request)
+    const claimed = connection
+    claimed.claim('WebSockets')
+    reply.hijack()
+    upgrades.upgrade(wss, request, (socket: WebSocket) => {
+      const transport = new WebSocketTransport(socket, claimed)
+      if (claimed.state === 'connected') claimed.reattach(transport)
+      else claimed.attach(transport, request)
+    })
+    return reply
   }
 
   async function get (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    if (isWebSocketUpgrade(request)) return webSocket(request, reply)
     const sse = wantsEventStream(request)
     const kind: TransportKind = sse ? 'ServerSentEvents' : 'LongPolling'
     if (!o.transports.includes(kind)) return text(reply, 404, notSupported(kind))
     if (!sse) {
       const id = queryValue(request.query, 'id')
-      const retired = id === undefined ? undefined : registry.retiredLongPolling(id)
-      if (retired !== undefined) {
+      const retired = id === undefined ? undefined : registry.retiredTransport(id)
+      if (retired instanceof LongPollingTransport) {
         retired.drain(reply)
         return reply
       }
@@ -135,8 +125,9 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     if (sse) {
       if (connection.claimed) return text(reply, 409, 'Connection already has an active Server-Sent Events stream.')
       connection.claim('ServerSentEvents')
+      const headers = reply.getHeaders() as OutgoingHttpHeaders
       reply.hijack()
-      connection.attach(new ServerSentEventsTransport(reply.raw, connection), request)
+      connection.attach(new ServerSentEventsTransport(reply.raw, connection, headers), request)
       return reply
     }
     let transport = connection.transport
@@ -168,7 +159,7 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     const id = queryValue(request.query, 'id')
     if (id === undefined || id === '') return text(reply, 400, 'Connection ID required')
     // Already ended (the client's Close message often wins the race with its DELETE)
-    if (registry.retiredLongPolling(id) !== undefined) return text(reply, 202, '')
+    if (registry.retiredTransport(id) !== undefined) return text(reply, 202, '')
     const connection = registry.connection(id)
     if (connection === undefined || connection.host !== hub) return text(reply, 404, 'No Connection with that ID')
     if (!(connection.transport instanceof LongPollingTransport)) {
@@ -187,33 +178,36 @@ export function mapHubRoutes (app: FastifyInstance, hub: MappedHub, registry: Re
     // (the .NET client sends none)
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => { done(null, body) })
-    const common = {
-      // The access_token query parameter must not reach the request logs
-      logSerializers: { req: redactingRequestSerializer },
-      onRequest: hooks.onRequest,
-      preParsing: hooks.preParsing,
-      preValidation: hooks.preValidation,
-      onResponse: hooks.onResponse,
-      onError: hooks.onError
-    }
-    const userPreHandlers = hookList(hooks.preHandler)
-    scope.route({ method: 'POST', url: negotiatePath, ...common, preHandler: userPreHandlers, handler: negotiateHandler(hub, registry) })
-    scope.route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: negotiatePath, exposeHeadRoute: false, logSerializers: common.logSerializers, handler: methodNotAllowed })
+    // @fastify/websocket, when the application registered it before these routes, wraps
+    // every route's handler to close upgrades to routes without a wsHandler: ours upgrade
+    // for themselves, so they get their own handlers back
+    scope.addHook('onRoute', (route) => {
+      const own = (route as RouteOptions & { [kHandler]?: RouteOptions['handler'] })[kHandler]
+      if (own !== undefined) route.handler = own
+    })
+    const { preHandler, logLevel, config, constraints, ...hooks } = settings
+    // The access_token query parameter must not reach the request logs
+    const every = { logLevel, config, constraints, logSerializers: { req: redactingRequestSerializer } }
+    const guarded = { ...every, ...hooks }
+    const userPreHandlers = hookList(preHandler)
+    const route = (options: RouteOptions): void => { scope.route({ ...options, [kHandler]: options.handler } as RouteOptions) }
+    route({ method: 'POST', url: negotiatePath, ...guarded, preHandler: userPreHandlers, handler: negotiateHandler(hub, registry) })
+    route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: negotiatePath, exposeHeadRoute: false, ...every, handler: methodNotAllowed })
     if (serveAsyncApi) {
       // The contract is guarded like the hub: the same hooks see this request first
-      scope.route({
+      route({
         method: 'GET',
         url: base === '/' ? '/asyncapi.json' : base + '/asyncapi.json',
-        ...common,
+        ...guarded,
         preHandler: userPreHandlers,
         handler: async (request) => hub.hubContext.asyncapi({ host: request.host, secure: request.protocol === 'https' })
       })
     }
     for (const url of paths) {
-      scope.route({ method: 'GET', url, ...common, exposeHeadRoute: false, preHandler: [...userPreHandlers, beforeUpgrade], handler: get, wsHandler })
-      scope.route({ method: 'POST', url, ...common, bodyLimit, preHandler: userPreHandlers, handler: post })
-      scope.route({ method: 'DELETE', url, ...common, preHandler: userPreHandlers, handler: del })
-      scope.route({ method: ['PUT', 'PATCH'], url, logSerializers: common.logSerializers, handler: methodNotAllowed })
+      route({ method: 'GET', url, ...guarded, exposeHeadRoute: false, preHandler: userPreHandlers, handler: get })
+      route({ method: 'POST', url, ...guarded, bodyLimit, preHandler: userPreHandlers, handler: post })
+      route({ method: 'DELETE', url, ...guarded, preHandler: userPreHandlers, handler: del })
+      route({ method: ['PUT', 'PATCH'], url, ...every, handler: methodNotAllowed })
     }
   })
 }

@@ -1,6 +1,6 @@
 // The Server-Sent Events transport (server to client, text only). Each send is one event of
 // whole hub messages; client-to-server bytes arrive by POST (signalr-wire.md §2.2).
-import type { ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Connection } from '../connection.js'
 import type { Transport } from './transport.js'
 import { WriteBatch, type BatchTarget } from './write-batch.js'
@@ -37,8 +37,13 @@ export class ServerSentEventsTransport implements Transport, BatchTarget {
   private ended = false
   private readonly batch = new WriteBatch(this)
 
-  constructor (private readonly res: ServerResponse, connection: Connection) {
+  /**
+   * `headers`: what the application's hooks set on the reply before it was hijacked (CORS
+   * headers from @fastify/cors, say), which the raw response would otherwise never carry.
+   */
+  constructor (private readonly res: ServerResponse, connection: Connection, headers: OutgoingHttpHeaders = {}) {
     res.writeHead(200, {
+      ...headers,
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache,no-store',
       pragma: 'no-cache',

@@ -27,6 +27,11 @@ export interface Transport {
    */
   pauseReading? (): void
   resumeReading? (): void
+  /**
+   * Long Polling: after its connection ends, the registry keeps the transport for a
+   * disconnectTimeout, so that a poll still on its way gets the last messages, then 204.
+   */
+  readonly lingersAfterClose?: boolean
   /** Transport-specific liveness checks, run by the shared heartbeat. */
   tick? (now: number): void
 }
