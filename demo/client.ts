@@ -1,76 +1,203 @@
-// The demo page's script: the official browser client (the `signalR` global of its UMD
-// bundle), typed by the chat hub's schemas through fastify-signalr/client. demo/server.ts
-// bundles it with esbuild; the hub comes in as a type only, so the bundle holds no schemas.
+// The demo page's script: the official @microsoft/signalr browser client (the `signalR`
+// global of its UMD bundle), typed by the chat hub's schemas through fastify-signalr/client.
+// demo/app.ts bundles it with esbuild; the hub comes in as a type only, so the bundle carries
+// no schemas and no server code. Each tab keeps its own name, room and transport
+// (sessionStorage), so two tabs are two people.
 import type * as SignalR from '@microsoft/signalr'
 import type { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack'
 import { typedHub, type TypedHub } from 'fastify-signalr/client'
-import type { chatHub } from './chat-hub.js'
+import type { chatHub, Person } from './chat-hub.js'
 
 declare const signalR: typeof SignalR & { protocols: { msgpack: { MessagePackHubProtocol: typeof MessagePackHubProtocol } } }
 
-const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => document.getElementById(id) as T
+type Transport = 'WebSockets' | 'ServerSentEvents' | 'LongPolling'
+type Protocol = 'json' | 'messagepack'
+type Chat = TypedHub<typeof chatHub>
 
-function log (text: string, cls?: string): void {
+const $ = <T extends HTMLElement = HTMLInputElement>(id: string): T => document.getElementById(id) as T
+const ROOMS = ['lobby', 'garden', 'kitchen']
+const LABELS: Record<Transport | Protocol, string> = { WebSockets: 'WebSockets', ServerSentEvents: 'Server-Sent Events', LongPolling: 'Long Polling', json: 'JSON', messagepack: 'MessagePack' }
+const state = {
+  name: sessionStorage.getItem('name') ?? '',
+  room: sessionStorage.getItem('room') ?? 'lobby',
+  transport: (sessionStorage.getItem('transport') ?? 'WebSockets') as Transport,
+  protocol: (sessionStorage.getItem('protocol') ?? 'json') as Protocol
+}
+let hub: Chat | undefined
+let switching = false
+
+function save (): void {
+  for (const k of ['name', 'room', 'transport', 'protocol'] as const) sessionStorage.setItem(k, state[k])
+}
+
+function setStatus (kind: string, text: string): void {
+  $('status').className = kind
+  $('status').textContent = text
+  // Which connection the page is on, for whoever looks (the demo's browser test does)
+  $('status').dataset.connectionId = kind === 'connected' ? hub?.connection.connectionId ?? '' : ''
+  $<HTMLButtonElement>('send').disabled = kind !== 'connected'
+}
+
+function scrollDown (): void { $('log').scrollTop = $('log').scrollHeight }
+
+function notice (text: string, cls = ''): void {
   const line = document.createElement('div')
-  if (cls !== undefined) line.className = cls
+  line.className = `notice ${cls}`
   line.textContent = text
   $('log').append(line)
-  $('log').scrollTop = $('log').scrollHeight
+  scrollDown()
 }
 
-let hub: TypedHub<typeof chatHub> | undefined
+function message (from: string, text: string): void {
+  const box = document.createElement('div')
+  box.className = from === state.name ? 'msg mine' : 'msg'
+  const who = document.createElement('div')
+  who.className = 'who'
+  who.textContent = from === state.name ? 'you' : from
+  const body = document.createElement('div')
+  body.className = 'text'
+  body.textContent = text
+  box.append(who, body)
+  $('log').append(box)
+  scrollDown()
+}
 
-async function start (): Promise<void> {
-  if (hub !== undefined) await hub.connection.stop()
-  const transport = $<HTMLSelectElement>('transport').value as keyof typeof signalR.HttpTransportType
-  const protocol = $<HTMLSelectElement>('protocol').value
+function renderRooms (): void {
+  const rooms = ROOMS.includes(state.room) ? ROOMS : [...ROOMS, state.room]
+  $('rooms').replaceChildren(...rooms.map((room) => {
+    const b = document.createElement('button')
+    b.type = 'button'
+    b.textContent = room
+    b.className = room === state.room ? 'current' : ''
+    b.onclick = () => { void join(room) }
+    return b
+  }))
+  $('roomTitle').textContent = `# ${state.room}`
+  $('onlineTitle').textContent = `Online in ${state.room}`
+}
+
+function renderOnline (people: readonly Person[]): void {
+  $('online').replaceChildren(...people.map((p) => {
+    const li = document.createElement('li')
+    const name = document.createElement('span')
+    name.textContent = p.name
+    if (p.name === state.name) name.className = 'me'
+    li.append(name)
+    if (p.connections > 1) {
+      const tabs = document.createElement('span')
+      tabs.className = 'tabs'
+      tabs.textContent = `${p.connections} tabs`
+      li.append(tabs)
+    }
+    return li
+  }))
+}
+
+async function join (room: string): Promise<void> {
+  if (hub === undefined) return
+  try {
+    // Typed by the hub: { room: string, online: Person[] }
+    const answer = await hub.invoke.Join(room)
+    if (answer.room !== state.room) $('log').replaceChildren()
+    state.room = answer.room
+    save()
+    renderRooms()
+    renderOnline(answer.online)
+  } catch (err) {
+    notice((err as Error).message, 'error')
+  }
+}
+
+function describe (): string { return `${LABELS[state.transport]} · ${LABELS[state.protocol]}` }
+
+async function connect (): Promise<void> {
+  if (hub !== undefined) {
+    switching = true
+    await hub.connection.stop()
+    switching = false
+  }
   const builder = new signalR.HubConnectionBuilder()
-    .withUrl('/hubs/chat', { transport: signalR.HttpTransportType[transport] })
-    .withAutomaticReconnect()
-  if (protocol === 'messagepack') builder.withHubProtocol(new signalR.protocols.msgpack.MessagePackHubProtocol())
-  const h = typedHub<typeof chatHub>(builder.build())
-  hub = h
-  h.on.ReceiveMessage((user, text) => { log(`${user}: ${text}`) })
-  h.on.RoomMessage((room, user, text) => { log(`[${room}] ${user}: ${text}`, 'room') })
-  h.on.RoomNotice((room, text) => { log(`[${room}] ${text}`, 'notice') })
-  h.on.Presence((what, id) => { log(`${id} ${what}`, 'notice'); void refreshOnline() })
-  h.connection.onreconnecting(() => { $('status').textContent = 'reconnecting…' })
-  h.connection.onreconnected(() => { $('status').textContent = 'connected (reconnected)' })
-  h.connection.onclose((err) => { $('status').textContent = 'disconnected' + (err !== undefined ? `: ${err.message}` : '') })
+    .withUrl(`/hubs/chat?name=${encodeURIComponent(state.name)}`, { transport: signalR.HttpTransportType[state.transport] })
+    // Keep trying while the demo server is down: pages come back on their own
+    .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (retry) => Math.min(250 * 2 ** retry.previousRetryCount, 5000) })
+    .configureLogging(signalR.LogLevel.Warning)
+  if (state.protocol === 'messagepack') builder.withHubProtocol(new signalR.protocols.msgpack.MessagePackHubProtocol())
+  const h = hub = typedHub<typeof chatHub>(builder.build())
+  // Each handler's parameters are typed by the hub's `client` schemas
+  h.on.Message((room, from, text) => { if (room === state.room) message(from, text) })
+  h.on.Notice((room, text) => { if (room === state.room) notice(text) })
+  h.on.Online((room, people) => { if (room === state.room) renderOnline(people) })
+  h.connection.onreconnecting(() => { setStatus('reconnecting', 'reconnecting…') })
+  h.connection.onreconnected(async () => {
+    setStatus('connected', `connected · ${describe()}`)
+    // A new connection has no groups yet: back into the room
+    await join(state.room)
+  })
+  h.connection.onclose((err) => {
+    if (switching || h !== hub) return
+    setStatus('offline', err !== undefined ? `offline: ${err.message}` : 'offline')
+  })
+  setStatus('', `connecting · ${describe()}`)
   try {
     await h.connection.start()
-    $('status').textContent = `connected over ${transport} / ${protocol} as ${String(h.connection.connectionId)}`
-    await refreshOnline()
+    setStatus('connected', `connected · ${describe()}`)
+    await join(state.room)
   } catch (err) {
-    $('status').textContent = 'failed: ' + (err as Error).message
+    setStatus('offline', `could not connect: ${(err as Error).message}`)
   }
 }
 
-async function refreshOnline (): Promise<void> {
-  try {
-    if (hub !== undefined) $('online').textContent = `(${await hub.invoke.Online()} online)`
-  } catch {}
+const transport = $<HTMLSelectElement>('transport')
+const protocol = $<HTMLSelectElement>('protocol')
+transport.value = state.transport
+protocol.value = state.protocol
+transport.onchange = protocol.onchange = () => {
+  // MessagePack is binary: Server-Sent Events carry text only
+  if (transport.value === 'ServerSentEvents' && protocol.value === 'messagepack') protocol.value = 'json'
+  state.transport = transport.value as Transport
+  state.protocol = protocol.value as Protocol
+  save()
+  notice(`switching to ${describe()}`)
+  void connect()
 }
 
-/** Runs a hub call; a refusal (a validation error, say) is shown in the log. */
-async function call<T> (run: (h: TypedHub<typeof chatHub>) => Promise<T>): Promise<T | undefined> {
-  if (hub === undefined) return undefined
+$<HTMLFormElement>('composer').onsubmit = async (event) => {
+  event.preventDefault()
+  const text = $('text').value.trim()
+  if (text === '' || hub?.connection.state !== signalR.HubConnectionState.Connected) return
+  $('text').value = ''
   try {
-    return await run(hub)
+    await hub.invoke.Send(text)
   } catch (err) {
-    log((err as Error).message, 'error')
-    return undefined
+    notice((err as Error).message, 'error')
+    $('text').value = text
   }
 }
 
-const value = (id: string): string => $(id).value
-$('send').onclick = () => { void call(async (h) => { await h.invoke.Send(value('user'), value('text')) }) }
-$('join').onclick = () => {
-  void call(async (h) => await h.invoke.JoinRoom(value('room'))).then((members) => {
-    if (members !== undefined) log(`joined ${value('room')}: ${members.length} member(s)`, 'notice')
-  })
+$<HTMLFormElement>('newRoom').onsubmit = (event) => {
+  event.preventDefault()
+  const room = $('roomName').value.trim()
+  if (room === '') return
+  $('roomName').value = ''
+  void join(room)
 }
-$('leave').onclick = () => { void call(async (h) => { await h.invoke.LeaveRoom(value('room')) }) }
-$('sendRoom').onclick = () => { void call(async (h) => { await h.invoke.SendToRoom(value('room'), value('user'), value('text')) }) }
-$('reconnect').onclick = () => { void start() }
-void start()
+
+$<HTMLFormElement>('nameForm').onsubmit = (event) => {
+  event.preventDefault()
+  state.name = $('name').value.trim()
+  if (state.name === '') return
+  save()
+  $('welcome').hidden = true
+  renderRooms()
+  void connect()
+  $('text').focus()
+}
+
+renderRooms()
+if (state.name !== '') {
+  $('welcome').hidden = true
+  void connect()
+} else {
+  setStatus('', 'pick a name')
+  $('name').focus()
+}
