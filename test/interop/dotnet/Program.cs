@@ -5,6 +5,9 @@
 //   dotnet run --no-build -c Release -- --url http://127.0.0.1:PORT/hubs/scenario \
 //       --transport WebSockets|ServerSentEvents|LongPolling --protocol json|messagepack [--verbose]
 //
+// With --mode stateful (and a --url whose hub has Burst, Record and Received, behind a
+// proxy that the test cuts mid-burst) it checks stateful reconnect instead: see RunStateful.
+//
 // Prints one JSON line per check: {"check":"invoke-echo","ok":true,"detail":"..."}
 // and finally {"summary":true,"passed":N,"failed":M}. Exit code 0 only if all checks pass.
 
@@ -34,6 +37,7 @@ public static class Program
     static HttpTransportType _transport = HttpTransportType.WebSockets;
     static string _protocol = "json";
     static bool _verbose;
+    static string _mode = "scenario";
     static readonly string RunId = Guid.NewGuid().ToString("N")[..8];
     static readonly List<HubConnection> AllConnections = new();
 
@@ -68,7 +72,8 @@ public static class Program
             }
         });
 
-        await RunScenario();
+        if (_mode == "stateful") await RunStateful();
+        else await RunScenario();
 
         // Best-effort cleanup, in parallel and bounded in time (budget 55 s + 2 s < watchdog 58 s).
         HubConnection[] toDispose;
@@ -335,6 +340,87 @@ public static class Program
         });
     }
 
+
+    /// <summary>
+    /// Stateful reconnect (HttpConnectionOptions.UseStatefulReconnect) over WebSockets. The
+    /// server's hub cuts the TCP connection (at the test's proxy) half-way through a burst
+    /// of 300 server-to-client messages, then half-way through 200 client-to-server ones;
+    /// the client must see every message once, in order, on the same connection, and the
+    /// server must receive every one of its messages once.
+    /// </summary>
+    static async Task RunStateful()
+    {
+        HubConnection? c = null;
+        var items = new ConcurrentQueue<int>();
+        var closed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reconnecting = 0;
+        string? firstId = null;
+
+        await Check("stateful-connect", async () =>
+        {
+            var log = new ConcurrentQueue<string>();
+            var builder = new HubConnectionBuilder()
+                .WithUrl(_url, _transport, options => { options.UseStatefulReconnect = true; })
+                .ConfigureLogging(logging =>
+                {
+                    logging.SetMinimumLevel(LogLevel.Debug);
+                    logging.AddProvider(new CaptureLoggerProvider(log, _verbose));
+                });
+            if (_protocol == "messagepack") builder.AddMessagePackProtocol();
+            c = builder.Build();
+            lock (AllConnections) AllConnections.Add(c);
+            c.On<int>("Item", items.Enqueue);
+            c.Closed += ex => { closed.TrySetResult(ex); return Task.CompletedTask; };
+            c.Reconnecting += _ => { Interlocked.Increment(ref reconnecting); return Task.CompletedTask; };
+            await c.StartAsync();
+            firstId = c.ConnectionId;
+            Require(c.State == HubConnectionState.Connected, $"state is {c.State}");
+            return $"connectionId={firstId}";
+        });
+        if (c is null || c.State != HubConnectionState.Connected)
+        {
+            Emit("abort-scenario", false, "the connection failed; remaining checks not run");
+            return;
+        }
+
+        await Check("stateful-server-burst", async () =>
+        {
+            var n = await c.InvokeAsync<int>("Burst", 300, 2);
+            var until = Clock.Elapsed + CheckTimeout;
+            while (items.Count < n && Clock.Elapsed < until) await Task.Delay(10);
+            await Task.Delay(Quiet);
+            var got = items.ToArray();
+            var missing = Enumerable.Range(0, n).Except(got).Count();
+            var duplicates = got.Length - got.Distinct().Count();
+            Require(got.SequenceEqual(Enumerable.Range(0, n)),
+                $"got {got.Length} items: {missing} missing, {duplicates} duplicated, in order: {got.SequenceEqual(got.OrderBy(i => i))}");
+            return $"{n} items across the cut, each once, in order";
+        });
+
+        await Check("stateful-client-burst", async () =>
+        {
+            for (var i = 0; i < 200; i++) await c.SendAsync("Record", i);
+            var got = await c.InvokeAsync<int[]>("Received");
+            var missing = Enumerable.Range(0, 200).Except(got).Count();
+            var duplicates = got.Length - got.Distinct().Count();
+            Require(got.SequenceEqual(Enumerable.Range(0, 200)),
+                $"server received {got.Length}: {missing} missing, {duplicates} duplicated");
+            return "the server received 200 messages across the cut, each once, in order";
+        });
+
+        await Check("stateful-same-connection", async () =>
+        {
+            Require(c.State == HubConnectionState.Connected, $"state is {c.State}");
+            Require(c.ConnectionId == firstId, $"connection id changed from {firstId} to {c.ConnectionId}");
+            Require(!closed.Task.IsCompleted, "Closed fired");
+            Require(reconnecting == 0, $"Reconnecting fired {reconnecting} time(s): the hub connection was not resumed");
+            var echo = await c.InvokeAsync<string>("Echo", "after");
+            Require(echo == "after", $"Echo returned {Q(echo)}");
+            await c.StopAsync();
+            return $"still {firstId}; no Closed, no Reconnecting; Echo afterwards ok; stopped";
+        });
+    }
+
     // ---------------------------------------------------------------- helpers
 
     static (HubConnection Connection, ConcurrentQueue<string> Log) Build(string user)
@@ -447,6 +533,7 @@ public static class Program
                     case "--transport": transport = Next(); break;
                     case "--protocol": _protocol = Next().ToLowerInvariant(); break;
                     case "--verbose": _verbose = true; break;
+                    case "--mode": _mode = Next(); break;
                     default: error = $"unknown argument {args[i]}"; return false;
                 }
             }
@@ -466,6 +553,11 @@ public static class Program
         if (_protocol is not ("json" or "messagepack"))
         {
             error = "--protocol must be json or messagepack";
+            return false;
+        }
+        if (_mode is not ("scenario" or "stateful"))
+        {
+            error = "--mode must be scenario or stateful";
             return false;
         }
         return true;
