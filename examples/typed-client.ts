@@ -2,7 +2,7 @@
 // It imports the hub as a type only, so a browser bundle carries none of the server.
 import { HubConnectionBuilder, Subject } from '@microsoft/signalr'
 import { typedHub } from 'fastify-signalr/client'
-import type { chat } from './typed-chat.js'
+import type { chat } from './typed-chat.js'            // a type: nothing of the server is bundled
 
 export async function runTypedClient (url: string): Promise<{ echoed: string, ticks: string[], lines: number, deleted: boolean, messages: string[] }> {
   const hub = typedHub<typeof chat>(new HubConnectionBuilder().withUrl(url).build())
@@ -25,7 +25,7 @@ export async function runTypedClient (url: string): Promise<{ echoed: string, ti
   })
 
   const upload = new Subject<string>()
-  const counted = hub.invoke.Upload(upload)           // Promise<number>
+  const counted = hub.invoke.Upload(upload)           // Promise<number>; a Subject<number> would not compile
   upload.next('first line')
   upload.next('second line')
   upload.complete()
