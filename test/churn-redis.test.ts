@@ -9,12 +9,13 @@ import { FLEET_HUB_NAME, FLEET_PATH, startFleetServer, type FleetServer } from '
 import { redisMissing, startRedis } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
 import { completion, encode, invocation, open, type Kind } from './fixtures/wire.js'
+import { registryOf } from '../lib/registry.js'
 
 const TOTAL = 1200
 const CONCURRENCY = 50
 
 function manager (s: FleetServer): RedisHubLifetimeManager {
-  return (s.app.signalr as unknown as { hubs: Map<string, { lifetime: RedisHubLifetimeManager }> }).hubs.get(FLEET_PATH)?.lifetime as RedisHubLifetimeManager
+  return (registryOf(s.app.signalr) as unknown as { hubs: Map<string, { lifetime: RedisHubLifetimeManager }> }).hubs.get(FLEET_PATH)?.lifetime as RedisHubLifetimeManager
 }
 
 function timers (): number {

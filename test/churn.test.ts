@@ -10,6 +10,7 @@ import { test } from 'tap'
 import WebSocket from 'ws'
 import type { MappedHub } from '../lib/hub/mapped-hub.js'
 import type { MemoryHubLifetimeManager } from '../lib/lifetime/memory.js'
+import { registryOf } from '../lib/registry.js'
 import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
 import {
@@ -130,7 +131,7 @@ test('5 000 connections opened and closed leave nothing behind', async (t) => {
   async function settled (): Promise<void> {
     await until(() => app.signalr.connectionCount === 0, 15_000)
     // Retired Long Polling connections (kept a disconnectTimeout for late polls) and the heartbeat
-    await until(() => internals(app.signalr).retired.size === 0 && internals(app.signalr).heartbeat === undefined, 10_000)
+    await until(() => internals(registryOf(app.signalr)).retired.size === 0 && internals(registryOf(app.signalr)).heartbeat === undefined, 10_000)
   }
 
   // Warm up (JIT, pools, lazily built tables), then take the baseline
@@ -141,9 +142,9 @@ test('5 000 connections opened and closed leave nothing behind', async (t) => {
   const baseResources = resources()
   // From here on, every connection the registry makes is watched
   const made: Array<WeakRef<object>> = []
-  const registryOf = app.signalr as unknown as { createConnection: (...args: unknown[]) => object }
-  const create = registryOf.createConnection.bind(registryOf)
-  registryOf.createConnection = (...args: unknown[]) => {
+  const watched = registryOf(app.signalr) as unknown as { createConnection: (...args: unknown[]) => object }
+  const create = watched.createConnection.bind(watched)
+  watched.createConnection = (...args: unknown[]) => {
     const connection = create(...args)
     made.push(new WeakRef(connection))
     return connection
@@ -171,7 +172,7 @@ test('5 000 connections opened and closed leave nothing behind', async (t) => {
     const conns = await hubCtx.userConnections(`u${u}`)
     if (conns.length > 0) t.fail(`user u${u} still has ${conns.length} connections`)
   }
-  const registry = internals(app.signalr)
+  const registry = internals(registryOf(app.signalr))
   const lifetime = registry.hubs.get(path)?.lifetime as MemoryHubLifetimeManager
   t.same(lifetime.indexSizes(), { connections: 0, groups: 0, connectionGroups: 0, users: 0 }, 'the lifetime manager indexes')
   t.equal(registry.byToken.size, 0, 'the token table')

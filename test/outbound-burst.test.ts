@@ -6,11 +6,13 @@
 // caller cut its own caller. Now the cap counts only what a client left unread, a batch is
 // written once it is large, and senders wait while a reading client is congested.
 import { setImmediate as yieldToIo } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
 import { test } from 'tap'
 import Type from 'typebox'
 import type { WebSocket as ServerSocket } from 'ws'
 import WebSocket from 'ws'
 import { defineHub } from '../index.js'
+import { upgradesOf } from '../lib/transports/upgrade.js'
 import { connect, signalR, VALID_MATRIX, type ProtocolName, type TransportName } from './fixtures/client.js'
 import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
@@ -101,9 +103,9 @@ test('a hub method sending 40 × 32 KiB to its caller: the caller gets all of it
 })
 
 /** The server side of a client's socket. */
-function serverSocket (app: { websocketServer: { clients: Set<ServerSocket> } }, client: WebSocket): ServerSocket {
+function serverSocket (app: FastifyInstance, client: WebSocket): ServerSocket {
   const port = (client as unknown as { _socket: { localPort: number } })._socket.localPort
-  for (const s of app.websocketServer.clients) {
+  for (const s of upgradesOf(app.signalr).clients()) {
     if ((s as unknown as { _socket: { remotePort: number } })._socket.remotePort === port) return s
   }
   throw new Error('no server socket for that client')

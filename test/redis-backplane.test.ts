@@ -13,6 +13,7 @@ async function join (t: { teardown (fn: () => unknown): void }, server: FleetSer
 import { TARGETS, type TargetName } from './fixtures/fleet-hub.js'
 import { CLIENT_KINDS, numsub, redisMissing, startRedis, type ClientKind } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
+import { registryOf } from '../lib/registry.js'
 
 const missing = redisMissing()
 if (missing !== false) {
@@ -106,7 +107,7 @@ function run (): void {
     await b3.conn.stop()
     await t.rejects(pending, { message: 'Connection disconnected.' })
     // Across servers the caller's server keeps nothing afterwards
-    const manager = (A.app.signalr as unknown as { hubs: Map<string, { lifetime: { indexSizes: () => Record<string, number> } }> }).hubs.get(FLEET_PATH)?.lifetime
+    const manager = (registryOf(A.app.signalr) as unknown as { hubs: Map<string, { lifetime: { indexSizes: () => Record<string, number> } }> }).hubs.get(FLEET_PATH)?.lifetime
     t.equal(manager?.indexSizes().pendingResults, 0, 'no pending result left on the caller\'s server')
   })
 

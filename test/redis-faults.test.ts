@@ -9,11 +9,12 @@ import { connect, nextCall, record, signalR } from './fixtures/client.js'
 import { FLEET_PATH, startFleetServer, type FleetServer } from './fixtures/fleet.js'
 import { numsub, redisMissing, startRedis, type ClientKind, type RedisServer } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
+import { registryOf } from '../lib/registry.js'
 
 const COMMAND_TIMEOUT = 800
 
 function manager (s: FleetServer): RedisHubLifetimeManager {
-  return (s.app.signalr as unknown as { hubs: Map<string, { lifetime: RedisHubLifetimeManager }> }).hubs.get(FLEET_PATH)?.lifetime as RedisHubLifetimeManager
+  return (registryOf(s.app.signalr) as unknown as { hubs: Map<string, { lifetime: RedisHubLifetimeManager }> }).hubs.get(FLEET_PATH)?.lifetime as RedisHubLifetimeManager
 }
 
 /** Every channel each server subscribed has exactly its subscribers in Redis. */

@@ -11,6 +11,7 @@ import { heldPolls, loadHub, newRecord } from './fixtures/load-hub.js'
 import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
 import { encode, invocation, nextMessage, open, type Kind, type Protocol, type WireClient } from './fixtures/wire.js'
+import { registryOf } from '../lib/registry.js'
 
 test('app.close() under load: every client gets a Close, every handler its abort, close() is quick', async (t) => {
   const record = newRecord()
@@ -74,7 +75,7 @@ test('app.close() under load: every client gets a Close, every handler its abort
     return [c, close]
   }))
   // Every Long Polling client, official (2) and raw (3), waiting in a poll
-  await until(() => heldPolls(app.signalr) === 5, 5000)
+  await until(() => heldPolls(registryOf(app.signalr)) === 5, 5000)
 
   const started = Date.now()
   await app.close()

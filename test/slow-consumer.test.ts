@@ -11,7 +11,9 @@ import { test } from 'tap'
 import Type from 'typebox'
 import type { WebSocket as ServerSocket } from 'ws'
 import WebSocket from 'ws'
+import type { FastifyInstance } from 'fastify'
 import { defineHub } from '../index.js'
+import { upgradesOf } from '../lib/transports/upgrade.js'
 import { connect, signalR } from './fixtures/client.js'
 import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
@@ -74,9 +76,9 @@ async function readers (base: string, n: number): Promise<Reader[]> {
 }
 
 /** The server side of a client's socket. */
-function serverSocket (app: { websocketServer: { clients: Set<ServerSocket> } }, client: WebSocket): ServerSocket {
+function serverSocket (app: FastifyInstance, client: WebSocket): ServerSocket {
   const port = (client as unknown as { _socket: { localPort: number } })._socket.localPort
-  for (const s of app.websocketServer.clients) {
+  for (const s of upgradesOf(app.signalr).clients()) {
     if ((s as unknown as { _socket: { remotePort: number } })._socket.remotePort === port) return s
   }
   throw new Error('no server socket for that client')
@@ -193,7 +195,7 @@ test('what the server holds stays bounded while a stalled client is sent far mor
   // are the bytes that would grow if anything were unbounded.)
   const held = (): { stalled: number, others: number } => {
     let others = 0
-    for (const socket of s.app.websocketServer.clients) if (socket !== s.stalledSocket) others = Math.max(others, socket.bufferedAmount)
+    for (const socket of upgradesOf(s.app.signalr).clients()) if (socket !== s.stalledSocket) others = Math.max(others, socket.bufferedAmount)
     return { stalled: s.stalledSocket.readyState === WebSocket.OPEN ? s.stalledSocket.bufferedAmount : 0, others }
   }
   let maxStalled = 0

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
 import Type from 'typebox'
 import { defineHub } from '../index.js'
+import { upgradesOf } from '../lib/transports/upgrade.js'
 import { connect, type ProtocolName } from './fixtures/client.js'
 import { rawConnect, RS } from './fixtures/raw-client.js'
 import { startServer } from './fixtures/server.js'
@@ -43,7 +44,7 @@ for (const protocol of ['json', 'messagepack'] as ProtocolName[]) {
     // Server to client: cut the socket while the server is half-way through 300 sends
     const burst = c.invoke('Burst', 300, 1)
     await until(() => items.length >= 60)
-    for (const ws of app.websocketServer.clients) ws.terminate()
+    for (const ws of upgradesOf(app.signalr).clients()) ws.terminate()
     t.equal(await burst, 300, 'the invocation completes after the reconnect')
     await until(() => items.length >= 300)
     await sleep(50)
@@ -52,7 +53,7 @@ for (const protocol of ['json', 'messagepack'] as ProtocolName[]) {
     // Client to server: cut while the client sends 200 messages
     for (let i = 0; i < 200; i++) {
       await c.send('Record', i)
-      if (i === 80) for (const ws of app.websocketServer.clients) ws.terminate()
+      if (i === 80) for (const ws of upgradesOf(app.signalr).clients()) ws.terminate()
     }
     await until(() => received.length >= 200)
     await sleep(50)
