@@ -12,6 +12,7 @@ import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
 import { encode, invocation, nextMessage, open, type Kind, type Protocol, type WireClient } from './fixtures/wire.js'
 import { registryOf } from '../lib/registry.js'
+import { NO_COVERAGE } from './fixtures/child.js'
 
 test('app.close() under load: every client gets a Close, every handler its abort, close() is quick', async (t) => {
   const record = newRecord()
@@ -102,7 +103,8 @@ test('app.close() under load: every client gets a Close, every handler its abort
 
 test('a process that closes under load exits on its own', async (t) => {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/exit-after-close-load.ts', import.meta.url))], {
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...NO_COVERAGE }
   })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })

@@ -8,6 +8,7 @@ import signalr from '../index.js'
 import { buildClient } from './fixtures/client.js'
 import { rawJsonConnection, RS } from './fixtures/raw-client.js'
 import { scenarioHub } from './fixtures/scenario-hub.js'
+import { NO_COVERAGE } from './fixtures/child.js'
 
 async function listen () {
   const app = Fastify()
@@ -35,7 +36,8 @@ test('app.close() sends every connection a Close that allows reconnect, then clo
 
 test('after close nothing keeps the process alive: it exits on its own', async (t) => {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/exit-after-close.ts', import.meta.url)), 'WebSockets,ServerSentEvents,LongPolling'], {
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...NO_COVERAGE }
   })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
