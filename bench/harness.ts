@@ -485,7 +485,8 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
     })
   }
 
-  const duration = s.kind === 'echo' ? (s.transport === 'lp' ? st.lp.durationMs : st.echo.durationMs)
+  const duration = s.kind === 'echo'
+    ? (s.transport === 'lp' ? st.lp.durationMs : st.echo.durationMs)
     : s.kind === 'broadcast' || s.kind === 'broadcast-redis' ? st.broadcast.durationMs : st.connect.durationMs
   const measureFrom = nowMicros() + 150_000 + st.warmupMs * 1000
   const endAt = measureFrom + duration * 1000

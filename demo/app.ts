@@ -34,7 +34,12 @@ function nameFrom (query: unknown): string | undefined {
 async function pageScript (): Promise<string> {
   const bundle = await build({
     entryPoints: [here('./client.ts')],
-    bundle: true, write: false, format: 'esm', platform: 'browser', target: 'es2022', logLevel: 'warning'
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    logLevel: 'warning'
   })
   return bundle.outputFiles[0].text
 }

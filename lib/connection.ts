@@ -594,7 +594,7 @@ export class Connection implements LifetimeConnection {
       } catch (err) {
         clearTimeout(timer)
         this.pendingResults.delete(invocationId)
-        reject(err as Error)
+        reject(err instanceof Error ? err : new Error(String(err)))
       }
     })
   }

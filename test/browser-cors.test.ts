@@ -63,7 +63,6 @@ interface Outcome {
   logs: string[]
 }
 
-
 interface Seen {
   kind: Kind
   attempt: string | undefined
@@ -75,7 +74,6 @@ interface Seen {
   allowOrigin?: string
   allowCredentials?: string
 }
-
 
 /** The requests each transport makes after its preflights (the browser caches some of those). */
 const EXPECTED_KINDS: Record<TransportName, Kind[]> = {

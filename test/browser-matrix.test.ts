@@ -10,10 +10,9 @@
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { build, transform } from 'esbuild'
-import type { FastifyRequest } from 'fastify'
 import { test } from 'tap'
 import { browserBundles, chromiumSkip, classify, fromRoot, launchChromium, type Kind } from './fixtures/browser.js'
-import { VALID_MATRIX, type ProtocolName, type TransportName } from './fixtures/client.js'
+import { VALID_MATRIX, type TransportName } from './fixtures/client.js'
 import type { Check } from './fixtures/scenario.js'
 import { startServer } from './fixtures/server.js'
 import { typedChat } from './fixtures/typed-hub.js'
@@ -66,14 +65,12 @@ window.matrixReady = true
 </head><body></body></html>
 `
 
-
 interface Arrival {
   kind: Kind
   user: string | undefined
   authorization: string | undefined
   accessToken: string | undefined
 }
-
 
 /** Where the browser client must put the token, per request kind (signalr-wire.md §7). */
 const TOKEN_IN_QUERY: Record<Kind, boolean> = {
@@ -100,7 +97,13 @@ test('the shared scenario in headless Chromium with the official browser bundles
   // the page's <script>, everything else the entry imports is bundled
   const typed = await build({
     entryPoints: [fileURLToPath(fromRoot('test/fixtures/typed-scenario.ts'))],
-    bundle: true, write: false, metafile: true, format: 'esm', platform: 'browser', target: 'es2022', logLevel: 'silent'
+    bundle: true,
+    write: false,
+    metafile: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    logLevel: 'silent'
   })
   const typedJs = typed.outputFiles[0].text
   t.same(Object.keys(typed.metafile.inputs).sort(), ['lib/client/index.ts', 'test/fixtures/typed-scenario.ts'],

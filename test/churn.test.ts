@@ -58,7 +58,6 @@ async function stillReachable (refs: Array<WeakRef<object>>): Promise<number> {
   return refs.filter((r) => r.deref() !== undefined).length
 }
 
-
 test('5 000 connections opened and closed leave nothing behind', async (t) => {
   const { app, base } = await startServer(t, {
     // Long Polling connections left to time out, and retired ones, go after a few seconds

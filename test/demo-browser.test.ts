@@ -21,7 +21,13 @@ test('the page script is typed by the hub and bundles without it; the hub serves
   // The bundle demo/app.ts serves, made the same way: the typed wrapper and the page, nothing else
   const bundle = await build({
     entryPoints: [fileURLToPath(new URL('../demo/client.ts', import.meta.url))],
-    bundle: true, write: false, metafile: true, format: 'esm', platform: 'browser', target: 'es2022', logLevel: 'silent'
+    bundle: true,
+    write: false,
+    metafile: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    logLevel: 'silent'
   })
   t.same(Object.keys(bundle.metafile.inputs).sort(), ['demo/client.ts', 'lib/client/index.ts'], 'no hub, schema or server module in the page script')
   const app = await buildDemo()

@@ -454,6 +454,7 @@ test('an oversize message split over many small frames is refused once the limit
     let sent = 0
     let closedAfter = -1
     const closeSeen = c.next(5000).then((b) => { closedAfter = sent; return b })
+    // eslint-disable-next-line no-unmodified-loop-condition -- closedAfter is set by closeSeen between sends
     for (; sent < 50 && closedAfter === -1;) {
       const head = '{"type":1,"target":"Echo","arguments":["'
       ws.send(sent === 0 ? head + 'a'.repeat(100 - head.length) : 'a'.repeat(100), { binary: false })

@@ -8,7 +8,6 @@ import { buildClient, connect, nextCall, signalR } from './fixtures/client.js'
 import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
 
-
 test('onConnected and onDisconnected run once each, with ctx and the reason', async (t) => {
   const events: string[] = []
   let disconnectError: Error | undefined | null = null

@@ -10,7 +10,7 @@ import { FLEET_HUB_NAME, FLEET_PATH, spawnFleetServer, startFleetServer, type Fl
 async function join (t: { teardown (fn: () => unknown): void }, server: FleetServer, name: string, user: string, protocol: 'json' | 'messagepack'): Promise<Member> {
   return await joinUrl(t, server.url, name, user, protocol)
 }
-import { TARGETS, type TargetName } from './fixtures/fleet-hub.js'
+import { TARGETS } from './fixtures/fleet-hub.js'
 import { CLIENT_KINDS, numsub, redisMissing, startRedis, type ClientKind } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
 import { registryOf } from '../lib/registry.js'

@@ -84,7 +84,6 @@ function serverSocket (app: FastifyInstance, client: WebSocket): ServerSocket {
   throw new Error('no server socket for that client')
 }
 
-
 interface Setup {
   app: Awaited<ReturnType<typeof startServer>>['app']
   send: (target: 'all' | string, text: string) => Promise<void>

@@ -10,7 +10,6 @@ import { rawConnect, RS } from './fixtures/raw-client.js'
 import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
 
-
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i)
 
 for (const protocol of ['json', 'messagepack'] as ProtocolName[]) {

@@ -21,7 +21,6 @@ function collect<T> (stream: signalR.IStreamResult<T>): { items: T[], done: Prom
   return { items, done, subscription: subscription as signalR.ISubscription<T> }
 }
 
-
 for (const protocol of ['json', 'messagepack'] as ProtocolName[]) {
   test(`${protocol}: a server stream delivers every item in order, then completes`, async (t) => {
     const { url } = await startServer(t)
@@ -82,7 +81,7 @@ for (const protocol of ['json', 'messagepack'] as ProtocolName[]) {
     const { url } = await startServer(t, { hub })
     const c = await connect(t, url, { protocol })
     const a = collect<string>(c.stream('Breaks', false))
-    t.match((await a.done)?.message, "An error occurred on the server while streaming results.")
+    t.match((await a.done)?.message, 'An error occurred on the server while streaming results.')
     t.notMatch((await a.done)?.message, /hidden/)
     t.same(a.items, ['one'])
     const b = collect<string>(c.stream('Breaks', true))

@@ -25,7 +25,7 @@ function disconnected (connectionId: string): { promise: Promise<Error | undefin
   let d = disconnects.get(connectionId)
   if (d === undefined) {
     let resolve!: (e: Error | undefined) => void
-    const promise = new Promise<Error | undefined>((r) => { resolve = r })
+    const promise = new Promise<Error | undefined>((_resolve) => { resolve = _resolve })
     d = { promise, resolve }
     disconnects.set(connectionId, d)
   }
@@ -486,7 +486,7 @@ test('SSE: the send endpoint takes raw bytes with any content-type, or none', as
   const whole = `{"type":1,"invocationId":"9","target":"Echo","arguments":["split"]}${RS}`
   t.equal((await sse.post(whole.slice(0, 20), {})).status, 200)
   t.equal((await sse.post(whole.slice(20), {})).status, 200)
-  await sse.stream.waitFor((s) => s.includes(`"invocationId":"9","result":"split"`), 'the split message')
+  await sse.stream.waitFor((s) => s.includes('"invocationId":"9","result":"split"'), 'the split message')
   t.pass('a message split across POSTs is reassembled')
 })
 

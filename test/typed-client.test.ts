@@ -123,7 +123,12 @@ test('fastify-signalr/client resolves through the package exports to the built m
   const result = await build({
     stdin: { contents: "import { typedHub } from 'fastify-signalr/client'; console.log(typedHub)", resolveDir: root },
     tsconfigRaw: {},
-    bundle: true, write: false, metafile: true, format: 'esm', platform: 'browser', logLevel: 'silent'
+    bundle: true,
+    write: false,
+    metafile: true,
+    format: 'esm',
+    platform: 'browser',
+    logLevel: 'silent'
   })
   t.same(Object.keys(result.metafile.inputs).filter((f) => f !== '<stdin>'), ['dist/lib/client/index.js'])
   t.notMatch(result.outputFiles[0].text, /typebox|fastify|FST_SIGNALR|Compile\(/, 'no schema or server code in the bundle')

@@ -199,7 +199,7 @@ async function broadcastSend (): Promise<void> {
   let seq = 0
   let stalls = 0
   await sleepUntil(measureFrom - config.warmupMs * 1000)
-  while (c !== undefined && !c.closed && nowMicros() < endAt) {
+  while (c?.closed === false && nowMicros() < endAt) {
     if (seq - confirmed >= config.window) {
       const moved = await new Promise<boolean>((resolve) => {
         const t = setTimeout(() => { wake = undefined; resolve(false) }, 1000)

@@ -273,7 +273,7 @@ export class SignalRDialer {
           try {
             taken = takeHandshake(buf)
           } catch (err) {
-            reject(err as Error)
+            reject(err instanceof Error ? err : new Error(String(err)))
             return
           }
           if (taken === undefined) return

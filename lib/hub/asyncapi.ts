@@ -234,7 +234,7 @@ function describeHubBody (input: HubDescriptionInput): Omit<AsyncApiDocument, 's
     if (answers) {
       op.reply = {
         channel: CHANNEL_REF,
-        messages: [addMessage(`client.${name}.Completion`, `Answer of ${name}`, `The client's answer, checked against the returns schema.`,
+        messages: [addMessage(`client.${name}.Completion`, `Answer of ${name}`, 'The client\'s answer, checked against the returns schema.',
           message(3, { invocationId: INVOCATION_ID, result: schemas.of(def.returns), error: ERROR_TEXT }, ['invocationId']))]
       }
     }

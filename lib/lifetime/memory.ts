@@ -164,4 +164,3 @@ function ids (set: Set<LifetimeConnection> | undefined): string[] {
 function toSet (list: readonly string[] | undefined): Set<string> | undefined {
   return list === undefined || list.length === 0 ? undefined : new Set(list)
 }
-

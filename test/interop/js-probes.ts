@@ -226,9 +226,7 @@ export async function runJsProbes (url: string, transport: TransportName, protoc
       o['invoke Echo(40 000 characters) (over the 32 KB limit)'] = await settle(d.invoke('Echo', 'x'.repeat(40_000)))
       o['over the 32 KB limit: what onclose receives'] = await settle(closed)
     }
-    {
-      o['invoke Echo(30 000 characters) (under the limit)'] = await settle(b.invoke('Echo', 'y'.repeat(30_000)).then((r) => typeof r === 'string' ? `${r.length} characters` : r))
-    }
+    o['invoke Echo(30 000 characters) (under the limit)'] = await settle(b.invoke('Echo', 'y'.repeat(30_000)).then((r) => typeof r === 'string' ? `${r.length} characters` : r))
     await a.stop()
     o['stop(): what onclose receives'] = await settle(aClosed)
   } finally {
