@@ -8,10 +8,9 @@
 // (fastify-signalr/client) runs its scenario there too, bundled by esbuild as an application
 // bundles it: the bundle must hold the wrapper and nothing of the server or its schemas.
 import { readFile } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
-import { build, transform } from 'esbuild'
+import { transform } from 'esbuild'
 import { test } from 'tap'
-import { browserBundles, chromiumSkip, classify, fromRoot, launchChromium, type Kind } from './fixtures/browser.js'
+import { browserBundles, bundleForPage, chromiumSkip, classify, fromRoot, launchChromium, type Kind } from './fixtures/browser.js'
 import { VALID_MATRIX, type TransportName } from './fixtures/client.js'
 import type { Check } from './fixtures/scenario.js'
 import { startServer } from './fixtures/server.js'
@@ -95,18 +94,8 @@ test('the shared scenario in headless Chromium with the official browser bundles
   const { signalr: signalrJs, msgpack: msgpackJs } = await browserBundles()
   // The typed scenario as an application bundles its client code: the official client stays
   // the page's <script>, everything else the entry imports is bundled
-  const typed = await build({
-    entryPoints: [fileURLToPath(fromRoot('test/fixtures/typed-scenario.ts'))],
-    bundle: true,
-    write: false,
-    metafile: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    logLevel: 'silent'
-  })
-  const typedJs = typed.outputFiles[0].text
-  t.same(Object.keys(typed.metafile.inputs).sort(), ['lib/client/index.ts', 'test/fixtures/typed-scenario.ts'],
+  const { js: typedJs, inputs } = await bundleForPage(fromRoot('test/fixtures/typed-scenario.ts'))
+  t.same(inputs, ['lib/client/index.ts', 'test/fixtures/typed-scenario.ts'],
     'the bundle is the wrapper and the scenario: the hub, its schemas and the server stay out')
   t.notMatch(typedJs, /typebox|fastify|defineHub|maxLength|createError/, 'no schema or server code in the bundle text')
 

@@ -5,11 +5,10 @@
 // rewritten only when the page looks different.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 import type { Page } from 'playwright-core'
 import { test } from 'tap'
 import { buildDemo } from '../demo/app.js'
-import { chromiumSkip, launchChromium } from './fixtures/browser.js'
+import { bundleForPage, chromiumSkip, launchChromium } from './fixtures/browser.js'
 import { connect } from './fixtures/client.js'
 
 const SCREENSHOT = fileURLToPath(new URL('../docs/demo.png', import.meta.url))
@@ -19,17 +18,8 @@ interface Watched { page: Page, problems: string[] }
 
 test('the page script is typed by the hub and bundles without it; the hub serves its AsyncAPI document', async (t) => {
   // The bundle demo/app.ts serves, made the same way: the typed wrapper and the page, nothing else
-  const bundle = await build({
-    entryPoints: [fileURLToPath(new URL('../demo/client.ts', import.meta.url))],
-    bundle: true,
-    write: false,
-    metafile: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    logLevel: 'silent'
-  })
-  t.same(Object.keys(bundle.metafile.inputs).sort(), ['demo/client.ts', 'lib/client/index.ts'], 'no hub, schema or server module in the page script')
+  const { inputs } = await bundleForPage(new URL('../demo/client.ts', import.meta.url))
+  t.same(inputs, ['demo/client.ts', 'lib/client/index.ts'], 'no hub, schema or server module in the page script')
   const app = await buildDemo()
   t.teardown(async () => { await app.close() })
   const contract = await app.inject('/hubs/chat/asyncapi.json')
