@@ -10,11 +10,11 @@ npx eslint .
 lint_rc=$?
 # Build dist/ as published: examples/ import the package by name, which resolves to it
 npx tsc -p tsconfig.build.json || tsc_rc=1
-# The coverage gate of the whole suite, lines never below 90 %. Before the merge of the Redis
-# backplane the suite reached lines 93.4, statements 93.4, functions 93, branches 90.8; raise
-# the gate to the level a quiet full run reaches now, and again as tests are added. A run
-# of chosen files (npm test -- FILE) is not gated.
-gate=(--lines=90 --statements=90 --functions=85 --branches=85)
+# The coverage gate of the whole suite, lines never below 90 %. A full run on 2026-12-02
+# reached lines and statements 96.5, functions 97.8, branches 89.7 (children that load lib/
+# through tsx record none: see NO_COVERAGE); the gate sits just under that. Raise it as
+# tests are added. A run of chosen files (npm test -- FILE) is not gated.
+gate=(--lines=95 --statements=95 --functions=95 --branches=88)
 [ "$#" -eq 0 ] && gate_args=(--no-allow-incomplete-coverage "${gate[@]}") || gate_args=()
 out=$(mktemp)
 node_modules/.bin/tap -R tap "${gate_args[@]}" "$@" | tee "$out"

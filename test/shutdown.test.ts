@@ -1,6 +1,5 @@
 // app.close() with live connections: every client gets a Close, nothing is left behind.
 import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import { test } from 'tap'
@@ -8,7 +7,7 @@ import signalr from '../index.js'
 import { buildClient } from './fixtures/client.js'
 import { rawJsonConnection, RS } from './fixtures/raw-client.js'
 import { scenarioHub } from './fixtures/scenario-hub.js'
-import { NO_COVERAGE } from './fixtures/child.js'
+import { exitAfter, NO_COVERAGE } from './fixtures/child.js'
 
 async function listen () {
   const app = Fastify()
@@ -39,13 +38,10 @@ test('after close nothing keeps the process alive: it exits on its own', async (
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...NO_COVERAGE }
   })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
-  const [code, signal] = await once(child, 'exit') as [number | null, string | null]
-  clearTimeout(timer)
-  t.equal(signal, null, `exited by itself, not killed after 15 s: ${out}`)
+  // The child prints 'closed' once app.close() has resolved; from then on it has 10 s to exit
+  const { code, signal, out, killed } = await exitAfter(child, 'closed', 10_000)
+  t.equal(killed, undefined, `exited by itself: ${out}`)
+  t.equal(signal, null, out)
   t.equal(code, 0, out)
   t.match(out, /closed/)
 })
