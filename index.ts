@@ -12,6 +12,7 @@ import { resolveHubOptions, resolvePluginOptions, type PluginOptionsInput } from
 import { protocolsByName } from './lib/protocol/index.js'
 import { normalizePath, Registry, SignalRView } from './lib/registry.js'
 import { mapHubRoutes } from './lib/transports/routes.js'
+import { HubPathCase } from './lib/transports/path-case.js'
 import { WebSocketUpgrades } from './lib/transports/upgrade.js'
 import type { HubDefinition, HubRouteOptions } from './types/index.js'
 
@@ -48,6 +49,8 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
   // a hub's sockets before their Close message went out
   const upgrades = new WebSocketUpgrades(fastify.log, view)
   upgrades.attach(fastify.server, (req, res) => { fastify.routing(req, res) })
+  const pathCase = new HubPathCase()
+  pathCase.attach(fastify.server)
   let started = false
   fastify.addHook('onReady', async function () { started = true })
 
@@ -82,6 +85,7 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
       onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort, logLevel, config, constraints
     }, asyncapi !== undefined && asyncapi !== false)
     registry.addHub(mapped)
+    pathCase.add(fullPath)
     return this
   })
 
@@ -90,6 +94,7 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
   fastify.addHook('preClose', async function () {
     await registry.closeAll()
     await upgrades.close()
+    pathCase.detach()
   })
 }
 

@@ -125,6 +125,9 @@ export interface HubContext<C extends ClientMethodTypes | undefined = undefined>
 }
 
 /** The context of one invocation (or of onConnected/onDisconnected). */
+/** A SignalR transport, spelled as the clients' HttpTransportType spells it. */
+export type SignalRTransport = 'WebSockets' | 'ServerSentEvents' | 'LongPolling'
+
 export interface InvocationContext<C extends ClientMethodTypes | undefined = undefined> {
   readonly connectionId: string
   /** From the hub's userId resolver, computed once when the connection is established. */
@@ -141,6 +144,10 @@ export interface InvocationContext<C extends ClientMethodTypes | undefined = und
   readonly hub: HubContext<C>
   /** The method being invoked; undefined in onConnected/onDisconnected. */
   readonly method: string | undefined
+  /** The transport the connection uses; it never changes, even across a stateful reconnect. */
+  readonly transport: SignalRTransport
+  /** The hub protocol's name as the client's handshake gave it (`json`, `messagepack`). */
+  readonly protocol: string
   /** Ends the connection with a Close without error that does not allow reconnect (Context.Abort()). */
   abort (): void
   /** Ends the connection with a Close that may carry an error and allow reconnect. */

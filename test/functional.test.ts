@@ -1,0 +1,159 @@
+// What the official clients' own functional suites (dotnet/aspnetcore:
+// src/SignalR/clients/ts/FunctionalTests, src/SignalR/clients/csharp/Client/test/FunctionalTests)
+// expect of a server, through the official JS client on every transport and protocol.
+import { test } from 'tap'
+import Type from 'typebox'
+import { defineHub } from '../index.js'
+import { connect, signalR, VALID_MATRIX } from './fixtures/client.js'
+import { startServer } from './fixtures/server.js'
+
+function cycle (): Record<string, unknown> {
+  const o: Record<string, unknown> = {}
+  o.self = o
+  return o
+}
+
+const hub = defineHub({
+  methods: {
+    Add: { args: [Type.Integer(), Type.Integer()], handler: (_ctx, a, b) => a + b },
+    Echo: { args: [Type.String()], handler: (_ctx, s) => s },
+    Counter: {
+      args: [Type.Integer()],
+      stream: Type.Integer(),
+      async * handler (_ctx, n) { for (let i = 0; i < n; i++) yield i }
+    },
+    // TestHub.StreamThrowException: throws before it has returned a stream
+    StreamThrowException: {
+      args: [Type.String()],
+      stream: Type.String(),
+      handler (_ctx, message): AsyncIterable<string> { throw new Error(message) }
+    },
+    StreamReject: {
+      args: [Type.String()],
+      stream: Type.String(),
+      async handler (_ctx, message): Promise<AsyncIterable<string>> { throw new Error(message) }
+    },
+    // Fails while enumerating: keeps the streaming wording
+    StreamFailsLater: {
+      args: [],
+      stream: Type.Integer(),
+      async * handler () {
+        yield 1
+        throw new Error('late')
+      }
+    },
+    Where: { args: [], handler: (ctx) => `${ctx.transport}/${ctx.protocol}` },
+    SendCycle: { args: [], async handler (ctx) { await ctx.clients.caller.send('Got', cycle()) } },
+    ResultCycle: { args: [], handler: () => cycle() },
+    Alive: { args: [], handler: () => 'alive' }
+  },
+  onConnected (ctx) { ctx.items.set('seen', `${ctx.transport}/${ctx.protocol}`) }
+})
+
+function collect (stream: signalR.IStreamResult<unknown>): Promise<{ items: unknown[], error: Error | undefined }> {
+  const items: unknown[] = []
+  return new Promise((resolve) => {
+    stream.subscribe({
+      next: (item) => { items.push(item) },
+      complete: () => { resolve({ items, error: undefined }) },
+      error: (error) => { resolve({ items, error }) }
+    })
+  })
+}
+
+const BINDING = 'InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.'
+
+for (const detailed of [false, true]) {
+  test(`a streaming method that fails before returning a stream answers as a failed invoke (detailed errors ${detailed ? 'on' : 'off'})`, async (t) => {
+    const { url } = await startServer(t, { hub, plugin: { enableDetailedErrors: detailed } })
+    for (const [transport, protocol] of VALID_MATRIX) {
+      const c = await connect(t, url, { transport, protocol })
+      for (const method of ['StreamThrowException', 'StreamReject']) {
+        const { error } = await collect(c.stream(method, 'An error occurred.'))
+        t.equal(error?.message, `An unexpected error occurred invoking '${method}' on the server.${detailed ? ' Error: An error occurred.' : ''}`, `${transport}/${protocol}: ${method}`)
+      }
+      const later = await collect(c.stream('StreamFailsLater'))
+      t.same(later.items, [1])
+      t.equal(later.error?.message, `An error occurred on the server while streaming results.${detailed ? ' Error: late' : ''}`, `${transport}/${protocol}: a failure while enumerating`)
+      await c.stop()
+    }
+  })
+}
+
+test('the argument count is checked before the invocation kind, as ASP.NET Core binds first', async (t) => {
+  const { url } = await startServer(t, { hub })
+  for (const [transport, protocol] of VALID_MATRIX) {
+    const c = await connect(t, url, { transport, protocol })
+    // A StreamInvocation of a non-streaming method with the wrong count: the count error
+    const wrongCount = await collect(c.stream('Echo', 'a', 'b'))
+    t.equal(wrongCount.error?.message, "Failed to invoke 'Echo' due to an error on the server. InvalidDataException: Invocation provides 2 argument(s) but target expects 1.", `${transport}/${protocol}`)
+    await t.rejects(c.invoke('Counter'), { message: "Failed to invoke 'Counter' due to an error on the server. InvalidDataException: Invocation provides 0 argument(s) but target expects 1." })
+    // The right count: then the kind is checked
+    t.equal((await collect(c.stream('Echo', 'a'))).error?.message, "The client attempted to invoke the non-streaming 'Echo' method with a streaming invocation.")
+    await t.rejects(c.invoke('Counter', 1), { message: "The client attempted to invoke the streaming 'Counter' method with a non-streaming invocation." })
+    await c.stop()
+  }
+})
+
+test('binding errors lead with the text .NET clients match, then say which argument and why', async (t) => {
+  const { url } = await startServer(t, { hub })
+  for (const [transport, protocol] of VALID_MATRIX) {
+    const c = await connect(t, url, { transport, protocol })
+    await t.rejects(c.invoke('Add', 1, 'x'), { message: `Failed to invoke 'Add' due to an error on the server. ${BINDING} Argument 1 is invalid: must be integer.` }, `${transport}/${protocol}: invoke`)
+    const stream = await collect(c.stream('Counter', 'x'))
+    t.equal(stream.error?.message, `Failed to invoke 'Counter' due to an error on the server. ${BINDING} Argument 0 is invalid: must be integer.`, `${transport}/${protocol}: stream invocation`)
+    await c.stop()
+  }
+})
+
+test('ctx.transport and ctx.protocol say what the connection uses', async (t) => {
+  let seen: unknown
+  const watched = defineHub({
+    methods: { ...hub.methods, Seen: { args: [], handler: (ctx) => ctx.items.get('seen') } },
+    onConnected: hub.onConnected,
+    onDisconnected (ctx) { seen = `${ctx.transport}/${ctx.protocol}` }
+  })
+  const { url } = await startServer(t, { hub: watched })
+  for (const [transport, protocol] of VALID_MATRIX) {
+    const c = await connect(t, url, { transport, protocol })
+    t.equal(await c.invoke('Where'), `${transport}/${protocol}`)
+    t.equal(await c.invoke('Seen'), `${transport}/${protocol}`, 'in onConnected too')
+    await c.stop()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.equal(seen, `${transport}/${protocol}`, 'and in onDisconnected')
+  }
+})
+
+test('a send whose arguments cannot be serialised rejects, and a result that cannot be is an error Completion, on every transport', async (t) => {
+  const { url } = await startServer(t, { hub, plugin: { enableDetailedErrors: true } })
+  for (const [transport, protocol] of VALID_MATRIX) {
+    const c = await connect(t, url, { transport, protocol })
+    const got: unknown[] = []
+    c.on('Got', (x: unknown) => { got.push(x) })
+    await t.rejects(c.invoke('SendCycle'), { message: new RegExp(`^An unexpected error occurred invoking 'SendCycle' on the server\\. FST_SIGNALR_UNSERIALIZABLE: A message could not be serialised for the '${protocol}' protocol: `) }, `${transport}/${protocol}: send`)
+    await t.rejects(c.invoke('ResultCycle'), { message: 'The server could not serialize the result.' }, `${transport}/${protocol}: result`)
+    t.equal(await c.invoke('Alive'), 'alive', 'the connection lives on')
+    t.same(got, [], 'nothing half-sent')
+    await c.stop()
+  }
+})
+
+test('hub paths match without regard to case on negotiate, every transport and the upgrade; other routes keep theirs', async (t) => {
+  const { app, base } = await startServer(t, {
+    hub,
+    path: '/authorizedhub',
+    setup (a) { a.get('/other', async () => 'other') }
+  })
+  for (const [transport, protocol] of VALID_MATRIX) {
+    const c = await connect(t, `${base}/authorizedHub`, { transport, protocol })
+    t.equal(await c.invoke('Where'), `${transport}/${protocol}`, `${transport}/${protocol} at /authorizedHub`)
+    await c.stop()
+  }
+  const direct = await connect(t, `${base}/AUTHORIZEDHUB`, { transport: 'WebSockets', skipNegotiation: true })
+  t.equal(await direct.invoke('Alive'), 'alive', 'a WebSocket opened without negotiate')
+  await direct.stop()
+  t.equal((await fetch(`${base}/other`)).status, 200)
+  t.equal((await fetch(`${base}/OTHER`)).status, 404, "the application's own routes stay case-sensitive")
+  t.equal((await fetch(`${base}/AuthorizedHub/negotiate?negotiateVersion=1`, { method: 'POST' })).status, 200)
+  t.ok(app.signalr.paths.includes('/authorizedhub'))
+})
