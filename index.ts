@@ -29,6 +29,12 @@ function checkBackplane (value: unknown): Backplane | undefined {
   return value as Backplane
 }
 
+function checkRedirect (value: unknown): HubRouteOptions['negotiateRedirect'] {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') throw new InvalidOptionError("'negotiateRedirect'", 'must be a function of the negotiate request')
+  return value as HubRouteOptions['negotiateRedirect']
+}
+
 // Keys Fastify itself reads from register() options; they are not ours to validate
 const FASTIFY_REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
 
@@ -63,7 +69,7 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
     if (registry.hasHub(fullPath)) throw new DuplicateHubError(fullPath)
     const {
       onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort,
-      logLevel, config, constraints, userId, backplane, asyncapi, ...hubOptions
+      logLevel, config, constraints, userId, backplane, asyncapi, negotiateRedirect, ...hubOptions
     } = routeOptions
     const options = resolveHubOptions(defaults, hubOptions)
     const scaleOut = checkBackplane(backplane) ?? defaultBackplane
@@ -79,7 +85,8 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
       log: this.log,
       userId: userId ?? undefined,
       forget: (connection) => { registry.forget(connection) },
-      asyncapi: typeof asyncapi === 'object' ? asyncapi : undefined
+      asyncapi: typeof asyncapi === 'object' ? asyncapi : undefined,
+      negotiateRedirect: checkRedirect(negotiateRedirect)
     })
     mapHubRoutes(this, path, mapped, registry, upgrades, {
       onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort, logLevel, config, constraints

@@ -3,8 +3,8 @@
 // expect of a server, through the official JS client on every transport and protocol.
 import { test } from 'tap'
 import Type from 'typebox'
-import { defineHub } from '../index.js'
-import { connect, signalR, VALID_MATRIX } from './fixtures/client.js'
+import { accessToken, defineHub } from '../index.js'
+import { buildClient, connect, signalR, VALID_MATRIX } from './fixtures/client.js'
 import { startServer } from './fixtures/server.js'
 
 function cycle (): Record<string, unknown> {
@@ -156,4 +156,72 @@ test('hub paths match without regard to case on negotiate, every transport and t
   t.equal((await fetch(`${base}/OTHER`)).status, 404, "the application's own routes stay case-sensitive")
   t.equal((await fetch(`${base}/AuthorizedHub/negotiate?negotiateVersion=1`, { method: 'POST' })).status, 200)
   t.ok(app.signalr.paths.includes('/authorizedhub'))
+})
+
+/** A hub behind a bearer check, and a hub whose negotiate sends clients there with a fresh token. */
+async function redirectServer (t: Parameters<typeof startServer>[0]): Promise<{ base: string, issued: string[], refused: () => number }> {
+  const issued: string[] = []
+  let refused = 0
+  const whoami = defineHub({ methods: { Whoami: { args: [], handler: (ctx) => ctx.userId ?? null }, Where: hub.methods.Where } })
+  let base = ''
+  const server = await startServer(t, {
+    hub: whoami,
+    path: '/authorizedhub',
+    route: {
+      // As the official suites' HubWithAuthorization: only the redirect's token gets in
+      async preHandler (request, reply) {
+        const token = accessToken(request)
+        if (token === undefined || !issued.includes(token)) {
+          refused++
+          await reply.code(401).send()
+        }
+      },
+      userId: (request) => `user-of-${accessToken(request) ?? ''}`
+    },
+    setup (app) {
+      app.hub('/redirect', whoami, {
+        negotiateRedirect (request) {
+          // Computed per request: each negotiate gets its own token
+          const token = `token-${issued.length + 1}`
+          issued.push(token)
+          t.equal(request.method, 'POST')
+          return { url: `${base}/authorizedHub`, accessToken: token }
+        }
+      })
+    }
+  })
+  base = server.base
+  return { base, issued, refused: () => refused }
+}
+
+test('negotiate redirects: the official JS client follows { url, accessToken } and sends the new token', async (t) => {
+  const { base, issued, refused } = await redirectServer(t)
+  for (const [transport, protocol] of VALID_MATRIX) {
+    const c = await connect(t, `${base}/redirect`, { transport, protocol })
+    t.equal(await c.invoke('Whoami'), `user-of-${issued[issued.length - 1]}`, `${transport}/${protocol}: on the redirected hub with the new token`)
+    t.equal(await c.invoke('Where'), `${transport}/${protocol}`)
+    await c.stop()
+  }
+  t.equal(issued.length, VALID_MATRIX.length, 'one redirect per connection')
+  t.equal(refused(), 0, 'no request reached the guarded hub without the token')
+  const res = await fetch(`${base}/redirect/negotiate?negotiateVersion=1`, { method: 'POST' })
+  t.same(await res.json(), { url: `${base}/authorizedHub`, accessToken: issued[issued.length - 1] }, 'the spec\'s redirect body')
+  t.equal((await fetch(`${base}/authorizedhub/negotiate?negotiateVersion=1`, { method: 'POST' })).status, 401, 'the guard is real')
+})
+
+test('a negotiate redirect no client could follow is a 500 and a log line, not a broken answer', async (t) => {
+  const { base } = await startServer(t, { hub, route: { negotiateRedirect: () => ({ url: '/relative' }) } })
+  t.equal((await fetch(`${base}/hubs/scenario/negotiate?negotiateVersion=1`, { method: 'POST' })).status, 500)
+  const { base: base2 } = await startServer(t, { hub, route: { negotiateRedirect: () => undefined } })
+  const body = await (await fetch(`${base2}/hubs/scenario/negotiate?negotiateVersion=1`, { method: 'POST' })).json() as { connectionToken?: string }
+  t.type(body.connectionToken, 'string', 'undefined negotiates here')
+})
+
+test('a hub requiring a newer negotiate version refuses the official client with the spec error (ServerRejectsClientWithOldProtocol)', async (t) => {
+  const { url } = await startServer(t, { hub, path: '/negotiateProtocolVersion12', route: { minimumNegotiateVersion: 12 } })
+  for (const transport of ['LongPolling', 'WebSockets'] as const) {
+    const client = buildClient(url, { transport })
+    const err = await client.start().then(() => undefined, (e: Error) => e)
+    t.match(err?.message, /The client requested version '1', but the server does not support this version\./, transport)
+  }
 })

@@ -290,6 +290,12 @@ export type ClientMethodsOf<H extends HubDefinition> = H extends HubDefinition<i
  * Route-level options for app.hub(): Fastify hooks guard negotiate and every transport
  * request; logLevel, config and constraints apply to every route of the hub.
  */
+/** Where negotiate sends a client instead (Azure SignalR Service answers so). */
+export interface NegotiateRedirect {
+  url: string
+  accessToken?: string
+}
+
 export interface HubRouteOptions extends HubOptionsInput {
   onRequest?: RouteShorthandOptions['onRequest']
   preParsing?: RouteShorthandOptions['preParsing']
@@ -309,6 +315,13 @@ export interface HubRouteOptions extends HubOptionsInput {
   constraints?: RouteShorthandOptions['constraints']
   /** The user a connection belongs to; feeds clients.user(...). Computed once, at handshake. */
   userId?: (request: FastifyRequest) => string | undefined | null
+  /**
+   * Answers negotiate with the spec's redirect, `{ url, accessToken }`, computed per request
+   * after the hooks above: the client then negotiates at `url` (an absolute http or https
+   * hub URL) and, with `accessToken`, sends that token from then on. Return undefined to
+   * negotiate here as usual.
+   */
+  negotiateRedirect?: (request: FastifyRequest) => NegotiateRedirect | undefined | null | Promise<NegotiateRedirect | undefined | null>
   /** Serves the hub's AsyncAPI 3.0 document at GET {path}/asyncapi.json, behind the hooks above. */
   asyncapi?: boolean | AsyncApiOptions
   /** Scale-out for this hub, replacing the plugin's: redisBackplane({ client, hubName }) from fastify-signalr/redis. */
