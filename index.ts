@@ -109,6 +109,7 @@ export const fastifySignalR = fp(plugin, { fastify: '5.x', name: 'fastify-signal
 export default fastifySignalR
 
 export { defineHub } from './lib/hub/define-hub.js'
+export { Bytes, DateTime, type BytesOptions } from './lib/hub/wire-types.js'
 export { accessToken, redactAccessToken } from './lib/transports/access-token.js'
 export { HubError } from './lib/errors.js'
 export * as errors from './lib/errors.js'

@@ -3,7 +3,7 @@
 // expect of a server, through the official JS client on every transport and protocol.
 import { test } from 'tap'
 import Type from 'typebox'
-import { accessToken, defineHub } from '../index.js'
+import { accessToken, Bytes, DateTime, defineHub } from '../index.js'
 import { buildClient, connect, signalR, VALID_MATRIX } from './fixtures/client.js'
 import { startServer } from './fixtures/server.js'
 
@@ -162,7 +162,7 @@ test('hub paths match without regard to case on negotiate, every transport and t
 async function redirectServer (t: Parameters<typeof startServer>[0]): Promise<{ base: string, issued: string[], refused: () => number }> {
   const issued: string[] = []
   let refused = 0
-  const whoami = defineHub({ methods: { Whoami: { args: [], handler: (ctx) => ctx.userId ?? null }, Where: hub.methods.Where } })
+  const whoami = defineHub({ methods: { Whoami: { args: [], handler: (ctx) => ctx.userId ?? null }, Where: { args: [], handler: (ctx) => `${ctx.transport}/${ctx.protocol}` } } })
   let base = ''
   const server = await startServer(t, {
     hub: whoami,
@@ -180,11 +180,10 @@ async function redirectServer (t: Parameters<typeof startServer>[0]): Promise<{ 
     },
     setup (app) {
       app.hub('/redirect', whoami, {
-        negotiateRedirect (request) {
+        negotiateRedirect () {
           // Computed per request: each negotiate gets its own token
           const token = `token-${issued.length + 1}`
           issued.push(token)
-          t.equal(request.method, 'POST')
           return { url: `${base}/authorizedHub`, accessToken: token }
         }
       })
@@ -223,5 +222,45 @@ test('a hub requiring a newer negotiate version refuses the official client with
     const client = buildClient(url, { transport })
     const err = await client.start().then(() => undefined, (e: Error) => e)
     t.match(err?.message, /The client requested version '1', but the server does not support this version\./, transport)
+  }
+})
+
+const wire = defineHub({
+  methods: {
+    // The handler's parameters are typed Uint8Array and Date by the schemas
+    Describe: {
+      args: [Bytes({ maxBytes: 8 }), DateTime()],
+      handler: (_ctx, bytes: Uint8Array, when: Date) => ({ isBytes: bytes instanceof Uint8Array, hex: Buffer.from(bytes).toString('hex'), isDate: when instanceof Date, iso: when.toISOString() })
+    },
+    Give: { args: [], returns: Bytes(), handler: () => Buffer.from([0, 1, 2, 254, 255]) },
+    GiveView: { args: [], returns: Bytes(), handler: () => new Uint8Array([9, 8, 7, 6]).subarray(1, 3) },
+    When: { args: [], returns: DateTime(), handler: () => new Date(Date.UTC(2026, 11, 2, 3, 4, 5, 678)) },
+    Nested: { args: [], handler: () => ({ list: [{ data: Buffer.from('hi') }] }) }
+  }
+})
+
+test('Bytes() and DateTime(): both wire forms in, one type to the handler; Uint8Array out as base64 (JSON) or bin (MessagePack)', async (t) => {
+  const { url } = await startServer(t, { hub: wire })
+  for (const [transport, protocol] of VALID_MATRIX) {
+    const c = await connect(t, url, { transport, protocol })
+    const json = protocol === 'json'
+    // What a .NET client sends: base64 and ISO 8601 in JSON, bin and a timestamp in MessagePack
+    const bytes = json ? Buffer.from([1, 2, 255]).toString('base64') : new Uint8Array([1, 2, 255])
+    const when = json ? '2026-12-02T03:04:05.6789012Z' : new Date(Date.UTC(2026, 11, 2, 3, 4, 5, 678))
+    t.same(await c.invoke('Describe', bytes, when), { isBytes: true, hex: '0102ff', isDate: true, iso: '2026-12-02T03:04:05.678Z' }, `${transport}/${protocol}`)
+    const given = await c.invoke('Give')
+    if (json) t.equal(given, Buffer.from([0, 1, 2, 254, 255]).toString('base64'))
+    else t.same(Buffer.from(given as Uint8Array), Buffer.from([0, 1, 2, 254, 255]))
+    const view = await c.invoke('GiveView')
+    t.same(json ? view : Buffer.from(view as Uint8Array).toString('base64'), Buffer.from([8, 7]).toString('base64'), 'a view goes as its own bytes only')
+    const date = await c.invoke('When')
+    if (json) t.equal(date, '2026-12-02T03:04:05.678Z')
+    else t.same(date, new Date(Date.UTC(2026, 11, 2, 3, 4, 5, 678)))
+    const nested = await c.invoke('Nested') as { list: Array<{ data: unknown }> }
+    t.same(json ? nested.list[0].data : Buffer.from(nested.list[0].data as Uint8Array).toString('base64'), Buffer.from('hi').toString('base64'), 'nested too')
+    await t.rejects(c.invoke('Describe', json ? 'not base64!' : 'x', when), { message: /Argument 0 is invalid: must be bytes \(base64 in JSON, bin in MessagePack\)\.$/ })
+    await t.rejects(c.invoke('Describe', json ? Buffer.alloc(9).toString('base64') : new Uint8Array(9), when), { message: /Argument 0 is invalid: must not have more than 8 bytes\.$/ })
+    await t.rejects(c.invoke('Describe', bytes, 'yesterday'), { message: /Argument 1 is invalid: must be a date/ })
+    await c.stop()
   }
 })
