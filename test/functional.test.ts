@@ -2,53 +2,10 @@
 // src/SignalR/clients/ts/FunctionalTests, src/SignalR/clients/csharp/Client/test/FunctionalTests)
 // expect of a server, through the official JS client on every transport and protocol.
 import { test } from 'tap'
-import Type from 'typebox'
-import { accessToken, Bytes, DateTime, defineHub } from '../index.js'
+import { defineHub } from '../index.js'
 import { buildClient, connect, signalR, VALID_MATRIX } from './fixtures/client.js'
+import { functionalHub as hub, redirectServer } from './fixtures/functional-hubs.js'
 import { startServer } from './fixtures/server.js'
-
-function cycle (): Record<string, unknown> {
-  const o: Record<string, unknown> = {}
-  o.self = o
-  return o
-}
-
-const hub = defineHub({
-  methods: {
-    Add: { args: [Type.Integer(), Type.Integer()], handler: (_ctx, a, b) => a + b },
-    Echo: { args: [Type.String()], handler: (_ctx, s) => s },
-    Counter: {
-      args: [Type.Integer()],
-      stream: Type.Integer(),
-      async * handler (_ctx, n) { for (let i = 0; i < n; i++) yield i }
-    },
-    // TestHub.StreamThrowException: throws before it has returned a stream
-    StreamThrowException: {
-      args: [Type.String()],
-      stream: Type.String(),
-      handler (_ctx, message): AsyncIterable<string> { throw new Error(message) }
-    },
-    StreamReject: {
-      args: [Type.String()],
-      stream: Type.String(),
-      async handler (_ctx, message): Promise<AsyncIterable<string>> { throw new Error(message) }
-    },
-    // Fails while enumerating: keeps the streaming wording
-    StreamFailsLater: {
-      args: [],
-      stream: Type.Integer(),
-      async * handler () {
-        yield 1
-        throw new Error('late')
-      }
-    },
-    Where: { args: [], handler: (ctx) => `${ctx.transport}/${ctx.protocol}` },
-    SendCycle: { args: [], async handler (ctx) { await ctx.clients.caller.send('Got', cycle()) } },
-    ResultCycle: { args: [], handler: () => cycle() },
-    Alive: { args: [], handler: () => 'alive' }
-  },
-  onConnected (ctx) { ctx.items.set('seen', `${ctx.transport}/${ctx.protocol}`) }
-})
 
 function collect (stream: signalR.IStreamResult<unknown>): Promise<{ items: unknown[], error: Error | undefined }> {
   const items: unknown[] = []
@@ -158,41 +115,6 @@ test('hub paths match without regard to case on negotiate, every transport and t
   t.ok(app.signalr.paths.includes('/authorizedhub'))
 })
 
-/** A hub behind a bearer check, and a hub whose negotiate sends clients there with a fresh token. */
-async function redirectServer (t: Parameters<typeof startServer>[0]): Promise<{ base: string, issued: string[], refused: () => number }> {
-  const issued: string[] = []
-  let refused = 0
-  const whoami = defineHub({ methods: { Whoami: { args: [], handler: (ctx) => ctx.userId ?? null }, Where: { args: [], handler: (ctx) => `${ctx.transport}/${ctx.protocol}` } } })
-  let base = ''
-  const server = await startServer(t, {
-    hub: whoami,
-    path: '/authorizedhub',
-    route: {
-      // As the official suites' HubWithAuthorization: only the redirect's token gets in
-      async preHandler (request, reply) {
-        const token = accessToken(request)
-        if (token === undefined || !issued.includes(token)) {
-          refused++
-          await reply.code(401).send()
-        }
-      },
-      userId: (request) => `user-of-${accessToken(request) ?? ''}`
-    },
-    setup (app) {
-      app.hub('/redirect', whoami, {
-        negotiateRedirect () {
-          // Computed per request: each negotiate gets its own token
-          const token = `token-${issued.length + 1}`
-          issued.push(token)
-          return { url: `${base}/authorizedHub`, accessToken: token }
-        }
-      })
-    }
-  })
-  base = server.base
-  return { base, issued, refused: () => refused }
-}
-
 test('negotiate redirects: the official JS client follows { url, accessToken } and sends the new token', async (t) => {
   const { base, issued, refused } = await redirectServer(t)
   for (const [transport, protocol] of VALID_MATRIX) {
@@ -225,22 +147,8 @@ test('a hub requiring a newer negotiate version refuses the official client with
   }
 })
 
-const wire = defineHub({
-  methods: {
-    // The handler's parameters are typed Uint8Array and Date by the schemas
-    Describe: {
-      args: [Bytes({ maxBytes: 8 }), DateTime()],
-      handler: (_ctx, bytes: Uint8Array, when: Date) => ({ isBytes: bytes instanceof Uint8Array, hex: Buffer.from(bytes).toString('hex'), isDate: when instanceof Date, iso: when.toISOString() })
-    },
-    Give: { args: [], returns: Bytes(), handler: () => Buffer.from([0, 1, 2, 254, 255]) },
-    GiveView: { args: [], returns: Bytes(), handler: () => new Uint8Array([9, 8, 7, 6]).subarray(1, 3) },
-    When: { args: [], returns: DateTime(), handler: () => new Date(Date.UTC(2026, 11, 2, 3, 4, 5, 678)) },
-    Nested: { args: [], handler: () => ({ list: [{ data: Buffer.from('hi') }] }) }
-  }
-})
-
 test('Bytes() and DateTime(): both wire forms in, one type to the handler; Uint8Array out as base64 (JSON) or bin (MessagePack)', async (t) => {
-  const { url } = await startServer(t, { hub: wire })
+  const { url } = await startServer(t, { hub })
   for (const [transport, protocol] of VALID_MATRIX) {
     const c = await connect(t, url, { transport, protocol })
     const json = protocol === 'json'

@@ -14,7 +14,7 @@ export interface Validator {
   Check (value: unknown): boolean
   Errors (value: unknown): Array<{ instancePath: string, message: string }>
   /** Turns a checked value into what the handler gets (Bytes(): a Uint8Array, DateTime(): a Date). */
-  Decode? (value: unknown): unknown
+  fromWire? (value: unknown): unknown
 }
 
 /** Bytes() and DateTime() get validators of both wire forms; every other schema, TypeBox's. */

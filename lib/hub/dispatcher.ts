@@ -227,8 +227,8 @@ export class Dispatcher {
         connection.logRepeatable('info', 'invalid-argument', { method: m.target, argument: i }, 'signalr: invalid hub method argument')
         return { error: `Failed to invoke '${m.target}' due to an error on the server. ${BINDING_ERROR} Argument ${i} is invalid: ${problem}.` }
       }
-      const decode = method.args[i].Decode
-      if (decode !== undefined) m.arguments[i] = decode(m.arguments[i])
+      const validator = method.args[i]
+      if (validator.fromWire !== undefined) m.arguments[i] = validator.fromWire(m.arguments[i])
     }
     if (method.streaming !== streaming) {
       return {

@@ -64,7 +64,7 @@ class BytesValidator implements Validator {
 
   Check (value: unknown): boolean { return this.why(value) === undefined }
   Errors (value: unknown): Array<{ instancePath: string, message: string }> { return problem(this.why(value) ?? '') }
-  Decode (value: unknown): unknown { return typeof value === 'string' ? Buffer.from(value, 'base64') : value }
+  fromWire (value: unknown): unknown { return typeof value === 'string' ? Buffer.from(value, 'base64') : value }
 }
 
 class DateTimeValidator implements Validator {
@@ -74,7 +74,7 @@ class DateTimeValidator implements Validator {
   }
 
   Errors (): Array<{ instancePath: string, message: string }> { return problem('must be a date (ISO 8601 in JSON, a timestamp in MessagePack)') }
-  Decode (value: unknown): unknown { return typeof value === 'string' ? new Date(parseIso(value)) : value }
+  fromWire (value: unknown): unknown { return typeof value === 'string' ? new Date(parseIso(value)) : value }
 }
 
 /** The validator of a Bytes() or DateTime() schema, or undefined for any other schema. */
