@@ -502,7 +502,7 @@ public static class Program
         await Check("functional-binding-error", async () =>
         {
             var ex = await Throws<HubException>(() => h.InvokeAsync<int>("Add", 1, "x"));
-            const lead = "Failed to invoke 'Add' due to an error on the server. InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.";
+            const string lead = "Failed to invoke 'Add' due to an error on the server. InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.";
             Require(ex.Message.StartsWith(lead, StringComparison.Ordinal), $"message was {Q(ex.Message)}");
             return Q(ex.Message);
         });
