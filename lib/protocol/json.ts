@@ -222,12 +222,12 @@ function holdsBytes (value: unknown, depth: number): boolean {
   if (typeof value !== 'object' || value === null) return false
   if (value instanceof Uint8Array) return true
   if (depth === 0) return true
-  if (Array.isArray(value)) {
-    for (const v of value) if (holdsBytes(v, depth - 1)) return true
-    return false
+  // Primitives are skipped without a call: most arguments are strings and numbers
+  const children = Array.isArray(value) ? value : Object.values(value)
+  for (let i = 0; i < children.length; i++) {
+    const v: unknown = children[i]
+    if (typeof v === 'object' && v !== null && holdsBytes(v, depth - 1)) return true
   }
-  if (value instanceof Date) return false
-  for (const k in value) if (holdsBytes((value as Record<string, unknown>)[k], depth - 1)) return true
   return false
 }
 
