@@ -12,6 +12,7 @@ import { resolveHubOptions, resolvePluginOptions, type PluginOptionsInput } from
 import { protocolsByName } from './lib/protocol/index.js'
 import { normalizePath, Registry, SignalRView } from './lib/registry.js'
 import { mapHubRoutes } from './lib/transports/routes.js'
+import { HubPathCase } from './lib/transports/path-case.js'
 import { WebSocketUpgrades } from './lib/transports/upgrade.js'
 import type { HubDefinition, HubRouteOptions } from './types/index.js'
 
@@ -26,6 +27,12 @@ function checkBackplane (value: unknown): Backplane | undefined {
     throw new InvalidOptionError("'backplane'", 'must be a backplane, such as redisBackplane({ client }) from fastify-signalr/redis')
   }
   return value as Backplane
+}
+
+function checkRedirect (value: unknown): HubRouteOptions['negotiateRedirect'] {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') throw new InvalidOptionError("'negotiateRedirect'", 'must be a function of the negotiate request')
+  return value as HubRouteOptions['negotiateRedirect']
 }
 
 // Keys Fastify itself reads from register() options; they are not ours to validate
@@ -48,6 +55,8 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
   // a hub's sockets before their Close message went out
   const upgrades = new WebSocketUpgrades(fastify.log, view)
   upgrades.attach(fastify.server, (req, res) => { fastify.routing(req, res) })
+  const pathCase = new HubPathCase()
+  pathCase.attach(fastify.server)
   let started = false
   fastify.addHook('onReady', async function () { started = true })
 
@@ -60,7 +69,7 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
     if (registry.hasHub(fullPath)) throw new DuplicateHubError(fullPath)
     const {
       onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort,
-      logLevel, config, constraints, userId, backplane, asyncapi, ...hubOptions
+      logLevel, config, constraints, userId, backplane, asyncapi, negotiateRedirect, ...hubOptions
     } = routeOptions
     const options = resolveHubOptions(defaults, hubOptions)
     const scaleOut = checkBackplane(backplane) ?? defaultBackplane
@@ -76,12 +85,14 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
       log: this.log,
       userId: userId ?? undefined,
       forget: (connection) => { registry.forget(connection) },
-      asyncapi: typeof asyncapi === 'object' ? asyncapi : undefined
+      asyncapi: typeof asyncapi === 'object' ? asyncapi : undefined,
+      negotiateRedirect: checkRedirect(negotiateRedirect)
     })
     mapHubRoutes(this, path, mapped, registry, upgrades, {
       onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort, logLevel, config, constraints
     }, asyncapi !== undefined && asyncapi !== false)
     registry.addHub(mapped)
+    pathCase.add(fullPath)
     return this
   })
 
@@ -90,6 +101,7 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
   fastify.addHook('preClose', async function () {
     await registry.closeAll()
     await upgrades.close()
+    pathCase.detach()
   })
 }
 
@@ -97,6 +109,7 @@ export const fastifySignalR = fp(plugin, { fastify: '5.x', name: 'fastify-signal
 export default fastifySignalR
 
 export { defineHub } from './lib/hub/define-hub.js'
+export { Bytes, DateTime, type BytesOptions } from './lib/hub/wire-types.js'
 export { accessToken, redactAccessToken } from './lib/transports/access-token.js'
 export { HubError } from './lib/errors.js'
 export * as errors from './lib/errors.js'

@@ -5,7 +5,7 @@ import { randomFillSync } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import {
   ClientResultError, ClientResultRejectedError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, HubError,
-  OutboundBufferFullError, SendTimeoutError
+  OutboundBufferFullError, SendTimeoutError, UnserializableMessageError
 } from './errors.js'
 import type { LifetimeConnection } from './lifetime/hub-lifetime-manager.js'
 import type { ResolvedHubOptions } from './options.js'
@@ -402,7 +402,9 @@ export class Connection implements LifetimeConnection {
     try {
       bytes = message.bytesFor(this.protocol as HubProtocol)
     } catch (err) {
-      this.log.error({ err }, 'signalr: a message could not be serialised and was not sent')
+      // The sender's promise rejects with this once (see SerializedMessage.error): one log
+      // line per target of a broadcast would say nothing more
+      this.log.debug({ err }, 'signalr: a message could not be serialised and was not sent')
       return false
     }
     this.emit(bytes, message.message.type <= MessageType.CancelInvocation)
@@ -594,7 +596,7 @@ export class Connection implements LifetimeConnection {
       } catch (err) {
         clearTimeout(timer)
         this.pendingResults.delete(invocationId)
-        reject(err instanceof Error ? err : new Error(String(err)))
+        reject(new UnserializableMessageError((this.protocol as HubProtocol).name, (err as Error).message, { cause: err }))
       }
     })
   }

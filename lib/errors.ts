@@ -46,6 +46,13 @@ export const HandshakeError = createError<[string]>(
  */
 export const HubError = createError<[string]>('FST_SIGNALR_HUB_ERROR', '%s', NO_STATUS)
 
+/**
+ * A message's arguments or result the hub protocol cannot write (a BigInt in JSON, a cycle):
+ * the send rejects with it, so the hub method's caller hears of it instead of a silent drop.
+ */
+export const UnserializableMessageError = createError<[string, string, { cause: unknown }]>(
+  'FST_SIGNALR_UNSERIALIZABLE', "A message could not be serialised for the '%s' protocol: %s", NO_STATUS)
+
 export const ConnectionClosedError = createError<[string]>(
   'FST_SIGNALR_CONNECTION_CLOSED', '%s', NO_STATUS)
 

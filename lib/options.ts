@@ -27,7 +27,7 @@ export const HubOptionsSchema = Type.Object({
   clientResultTimeout: Type.Optional(Milliseconds('How long a client result may take, in ms')),
   allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
   validateClientArguments: Type.Optional(Type.Boolean({ description: 'Check what the server sends to clients against the hub\'s client schemas (for development)' })),
-  minimumNegotiateVersion: Type.Optional(Type.Integer({ minimum: 0, maximum: 1, description: 'Refuse negotiate versions below this (1 refuses v0, whose public id is also its secret)' }))
+  minimumNegotiateVersion: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'Refuse negotiate versions below this (1 refuses v0, whose public id is also its secret; above 1, every client of today)' }))
 }, { additionalProperties: false })
 
 export type HubOptionsInput = Static<typeof HubOptionsSchema>

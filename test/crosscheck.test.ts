@@ -34,22 +34,22 @@ const WHY_UPLOAD_ITEM = 'upload items are validated by the method\'s `uploads` s
 const ALLOWED_JS: AllowList = {
   'invoke Echo(42)': {
     reference: { error: FAILED('Echo') },
-    ours: { error: `${FAILED('Echo')} HubException: Argument 0 is invalid: must be string.` },
+    ours: { error: `${FAILED('Echo')} ${BINDING} Argument 0 is invalid: must be string.` },
     reason: WHY_VALIDATION
   },
   'invoke Add(2, 3.5)': {
     reference: { error: FAILED('Add') },
-    ours: { error: `${FAILED('Add')} HubException: Argument 1 is invalid: must be integer.` },
+    ours: { error: `${FAILED('Add')} ${BINDING} Argument 1 is invalid: must be integer.` },
     reason: WHY_VALIDATION
   },
   'stream Counter("x", 1) (bad argument)': {
     reference: { items: [], end: `error: ${FAILED('Counter')}` },
-    ours: { items: [], end: `error: ${FAILED('Counter')} HubException: Argument 0 is invalid: must be integer.` },
+    ours: { items: [], end: `error: ${FAILED('Counter')} ${BINDING} Argument 0 is invalid: must be integer.` },
     reason: WHY_VALIDATION
   },
   'invoke Echo(null)': {
     reference: { result: null },
-    ours: { error: `${FAILED('Echo')} HubException: Argument 0 is invalid: must be string.` },
+    ours: { error: `${FAILED('Echo')} ${BINDING} Argument 0 is invalid: must be string.` },
     reason: WHY_NULL
   },
   'invoke Echo() (too few arguments)': {
@@ -80,17 +80,17 @@ const WHY_DETAIL_NAME = 'with detailed errors the detail names the JavaScript er
 const ALLOWED_JS_DETAILED: AllowList = {
   'invoke Echo(42)': {
     reference: { error: `${FAILED('Echo')} ${BINDING}` },
-    ours: { error: `${FAILED('Echo')} HubException: Argument 0 is invalid: must be string.` },
+    ours: { error: `${FAILED('Echo')} ${BINDING} Argument 0 is invalid: must be string.` },
     reason: WHY_VALIDATION
   },
   'invoke Add(2, 3.5)': {
     reference: { error: `${FAILED('Add')} ${BINDING}` },
-    ours: { error: `${FAILED('Add')} HubException: Argument 1 is invalid: must be integer.` },
+    ours: { error: `${FAILED('Add')} ${BINDING} Argument 1 is invalid: must be integer.` },
     reason: WHY_VALIDATION
   },
   'stream Counter("x", 1) (bad argument)': {
     reference: { items: [], end: `error: ${FAILED('Counter')} ${BINDING}` },
-    ours: { items: [], end: `error: ${FAILED('Counter')} HubException: Argument 0 is invalid: must be integer.` },
+    ours: { items: [], end: `error: ${FAILED('Counter')} ${BINDING} Argument 0 is invalid: must be integer.` },
     reason: WHY_VALIDATION
   },
   'invoke Echo(null)': ALLOWED_JS['invoke Echo(null)'],
@@ -137,7 +137,7 @@ for (const name of ['GET negotiate', 'PUT hub?id=unknown']) {
 const ALLOWED_DOTNET: AllowList = {
   'validation-error': {
     reference: `HubException: "${FAILED('Echo')}"`,
-    ours: `HubException: "${FAILED('Echo')} HubException: Argument 0 is invalid: must be string."`,
+    ours: `HubException: "${FAILED('Echo')} ${BINDING} Argument 0 is invalid: must be string."`,
     reason: WHY_VALIDATION
   }
 }

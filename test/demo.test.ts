@@ -46,7 +46,7 @@ test('the demo hub: names, rooms, who is online, and a clear answer to invalid a
   t.same(await bo.invoke('Online', 'lobby'), [{ name: 'Ann', connections: 1 }])
 
   await t.rejects(ann.invoke('Send', 'x'.repeat(501)), {
-    message: "Failed to invoke 'Send' due to an error on the server. HubException: Argument 0 is invalid: must not have more than 500 characters."
+    message: "Failed to invoke 'Send' due to an error on the server. InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked. Argument 0 is invalid: must not have more than 500 characters."
   })
   await t.rejects(ann.invoke('Join', 'no/slashes'), { message: /Argument 0 is invalid/ })
 })

@@ -110,7 +110,7 @@ t.test('quick start: server.ts and client.ts, then the curl line reaches a clien
   const lines = client.out.split('\n')
   t.ok(lines.includes('ann: hello'), 'it prints "ann: hello"')
   t.ok(lines.includes('hi'), 'it prints "hi"')
-  t.ok(lines.includes("Failed to invoke 'Echo' due to an error on the server. HubException: Argument 0 is invalid: must be string."), 'and the validation error, caught')
+  t.ok(lines.includes("Failed to invoke 'Echo' due to an error on the server. InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked. Argument 0 is invalid: must be string."), 'and the validation error, caught')
   t.ok(await receives('ann', 'hello'), 'another connection got the broadcast')
 
   const curl = blocks.find((b) => b.lang === 'sh' && b.code.includes('/notify'))

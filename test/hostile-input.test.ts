@@ -258,7 +258,7 @@ test('nesting: deeper than the limit is an error Close, up to it every schema an
     t.same(await completion(c, '1'), { type: 3, invocationId: '1', result: 'ok', hasResult: true }, `${kind}/${protocol}: an Unknown schema takes the deepest value allowed`)
     await send('2', 'Strict', limit[protocol])
     t.same(await completion(c, '2'), {
-      type: 3, invocationId: '2', error: "Failed to invoke 'Strict' due to an error on the server. HubException: Argument 0 is invalid: /0/0 must be integer."
+      type: 3, invocationId: '2', error: "Failed to invoke 'Strict' due to an error on the server. InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked. Argument 0 is invalid: /0/0 must be integer."
     }, `${kind}/${protocol}: a strict schema refuses it`)
     await send('3', 'Tree', limit[protocol])
     t.same(await completion(c, '3'), { type: 3, invocationId: '3', result: 'ok', hasResult: true }, `${kind}/${protocol}: a recursive schema checks it`)

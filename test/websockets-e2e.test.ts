@@ -30,7 +30,7 @@ test('an invalid argument is refused before the handler runs, naming the argumen
   const { url } = await startServer(t)
   const c = await connect(t, url)
   await t.rejects(c.invoke('Echo', 42), {
-    message: "Failed to invoke 'Echo' due to an error on the server. HubException: Argument 0 is invalid: must be string."
+    message: "Failed to invoke 'Echo' due to an error on the server. InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked. Argument 0 is invalid: must be string."
   })
   await t.rejects(c.invoke('Add', 1, 'x'), { message: /Argument 1 is invalid: must be integer/ })
   await t.rejects(c.invoke('Add', 1.5, 2), { message: /Argument 0 is invalid/ })

@@ -3,7 +3,7 @@
 // each one fails with the code it names.
 import Fastify from 'fastify'
 import Type from 'typebox'
-import signalr, { defineHub, type AsyncApiDocument, type HubContext, type InvocationContext } from '../index.js'
+import signalr, { Bytes, DateTime, defineHub, type AsyncApiDocument, type HubContext, type InvocationContext, type SignalRTransport } from '../index.js'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T> (_value: T): void {}
@@ -55,6 +55,23 @@ defineHub({
   },
   onConnected (ctx) { expectType<string>(ctx.connectionId) },
   onDisconnected (_ctx, error) { expectType<Error | undefined>(error) }
+})
+
+// Bytes() and DateTime() hand the handler a Uint8Array and a Date; ctx names transport and protocol
+defineHub({
+  methods: {
+    Store: {
+      args: [Bytes({ maxBytes: 16 }), DateTime()],
+      returns: Bytes(),
+      handler: (ctx, bytes, when) => {
+        assert<Equal<typeof bytes, Uint8Array>>()
+        assert<Equal<typeof when, Date>>()
+        assert<Equal<typeof ctx.transport, SignalRTransport>>()
+        assert<Equal<typeof ctx.protocol, string>>()
+        return bytes
+      }
+    }
+  }
 })
 
 defineHub({

@@ -125,6 +125,9 @@ export interface HubContext<C extends ClientMethodTypes | undefined = undefined>
 }
 
 /** The context of one invocation (or of onConnected/onDisconnected). */
+/** A SignalR transport, spelled as the clients' HttpTransportType spells it. */
+export type SignalRTransport = 'WebSockets' | 'ServerSentEvents' | 'LongPolling'
+
 export interface InvocationContext<C extends ClientMethodTypes | undefined = undefined> {
   readonly connectionId: string
   /** From the hub's userId resolver, computed once when the connection is established. */
@@ -141,6 +144,10 @@ export interface InvocationContext<C extends ClientMethodTypes | undefined = und
   readonly hub: HubContext<C>
   /** The method being invoked; undefined in onConnected/onDisconnected. */
   readonly method: string | undefined
+  /** The transport the connection uses; it never changes, even across a stateful reconnect. */
+  readonly transport: SignalRTransport
+  /** The hub protocol's name as the client's handshake gave it (`json`, `messagepack`). */
+  readonly protocol: string
   /** Ends the connection with a Close without error that does not allow reconnect (Context.Abort()). */
   abort (): void
   /** Ends the connection with a Close that may carry an error and allow reconnect. */
@@ -283,6 +290,12 @@ export type ClientMethodsOf<H extends HubDefinition> = H extends HubDefinition<i
  * Route-level options for app.hub(): Fastify hooks guard negotiate and every transport
  * request; logLevel, config and constraints apply to every route of the hub.
  */
+/** Where negotiate sends a client instead (Azure SignalR Service answers so). */
+export interface NegotiateRedirect {
+  url: string
+  accessToken?: string
+}
+
 export interface HubRouteOptions extends HubOptionsInput {
   onRequest?: RouteShorthandOptions['onRequest']
   preParsing?: RouteShorthandOptions['preParsing']
@@ -302,6 +315,13 @@ export interface HubRouteOptions extends HubOptionsInput {
   constraints?: RouteShorthandOptions['constraints']
   /** The user a connection belongs to; feeds clients.user(...). Computed once, at handshake. */
   userId?: (request: FastifyRequest) => string | undefined | null
+  /**
+   * Answers negotiate with the spec's redirect, `{ url, accessToken }`, computed per request
+   * after the hooks above: the client then negotiates at `url` (an absolute http or https
+   * hub URL) and, with `accessToken`, sends that token from then on. Return undefined to
+   * negotiate here as usual.
+   */
+  negotiateRedirect?: (request: FastifyRequest) => NegotiateRedirect | undefined | null | Promise<NegotiateRedirect | undefined | null>
   /** Serves the hub's AsyncAPI 3.0 document at GET {path}/asyncapi.json, behind the hooks above. */
   asyncapi?: boolean | AsyncApiOptions
   /** Scale-out for this hub, replacing the plugin's: redisBackplane({ client, hubName }) from fastify-signalr/redis. */

@@ -32,7 +32,7 @@ export class ClientChecks {
     const returns = this.methods?.get(method.toLowerCase())?.returns
     if (returns === undefined) return value
     const problem = validationProblem(returns, value)
-    if (problem === undefined) return value
+    if (problem === undefined) return returns.fromWire === undefined ? value : returns.fromWire(value)
     this.log.warn({ method, connectionId, problem }, 'signalr: a client result does not match its returns schema')
     throw new InvalidClientResultError(method, connectionId, problem)
   }

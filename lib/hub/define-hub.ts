@@ -4,6 +4,7 @@
 import type { TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { InvalidHubError } from '../errors.js'
+import { wireValidator } from './wire-types.js'
 import type {
   ClientMethodDefinition, ClientMethodDefinitions, ClientTypesOf, HubDefinition, HubDefinitionInput, HubMethods,
   InvocationContext, MethodAuthorizer, MethodDefinition, ServerTypesOf
@@ -12,6 +13,13 @@ import type {
 export interface Validator {
   Check (value: unknown): boolean
   Errors (value: unknown): Array<{ instancePath: string, message: string }>
+  /** Turns a checked value into what the handler gets (Bytes(): a Uint8Array, DateTime(): a Date). */
+  fromWire? (value: unknown): unknown
+}
+
+/** Bytes() and DateTime() get validators of both wire forms; every other schema, TypeBox's. */
+function compileSchema (schema: TSchema): Validator {
+  return wireValidator(schema) ?? Compile(schema) as Validator
 }
 
 export interface CompiledMethod {
@@ -57,8 +65,8 @@ function compileMethod (name: string, def: MethodDefinition): CompiledMethod {
   if (def.authorize !== undefined && typeof def.authorize !== 'function') throw new InvalidHubError(`method '${name}': authorize must be a function`)
   return {
     name,
-    args: def.args.map((s) => Compile(s) as Validator),
-    uploads: (def.uploads ?? []).map((s) => Compile(s) as Validator),
+    args: def.args.map(compileSchema),
+    uploads: (def.uploads ?? []).map(compileSchema),
     streaming: def.stream !== undefined,
     authorize: def.authorize,
     handler: def.handler as unknown as CompiledMethod['handler']
@@ -71,8 +79,8 @@ function compileClientMethod (name: string, def: ClientMethodDefinition): Compil
   if (def.returns !== undefined && !isSchema(def.returns)) throw new InvalidHubError(`client method '${name}': returns must be a TypeBox schema`)
   return {
     name,
-    args: def.args.map((s) => Compile(s) as Validator),
-    returns: def.returns === undefined ? undefined : Compile(def.returns) as Validator
+    args: def.args.map(compileSchema),
+    returns: def.returns === undefined ? undefined : compileSchema(def.returns)
   }
 }
 

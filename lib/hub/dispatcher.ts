@@ -27,6 +27,12 @@ interface DispatchState {
 const ABORTED = Symbol('aborted')
 
 /**
+ * What ASP.NET Core's protocols say when arguments do not bind: .NET clients and tests match
+ * on it, so it leads our schema's own, more precise detail.
+ */
+const BINDING_ERROR = 'InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.'
+
+/**
  * Messages a connection may have waiting (for a slot or for room in an upload) before the
  * transport stops reading it; reading resumes once half of them have run.
  */
@@ -210,15 +216,26 @@ export class Dispatcher {
       connection.logRepeatable('info', 'forbidden-key', { method: m.target, key: m.forbiddenKey }, 'signalr: invocation refused: its payload held a forbidden key')
       return { error: `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: The key '${m.forbiddenKey}' is not allowed.` }
     }
+    // ASP.NET Core's order: its protocol binds the arguments (count, then types; stream
+    // parameters are not among them) before the dispatcher checks the invocation's kind
+    if (m.arguments.length !== method.args.length) {
+      return { error: `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: Invocation provides ${m.arguments.length} argument(s) but target expects ${method.args.length}.` }
+    }
+    for (let i = 0; i < method.args.length; i++) {
+      const problem = validationProblem(method.args[i], m.arguments[i])
+      if (problem !== undefined) {
+        connection.logRepeatable('info', 'invalid-argument', { method: m.target, argument: i }, 'signalr: invalid hub method argument')
+        return { error: `Failed to invoke '${m.target}' due to an error on the server. ${BINDING_ERROR} Argument ${i} is invalid: ${problem}.` }
+      }
+      const validator = method.args[i]
+      if (validator.fromWire !== undefined) m.arguments[i] = validator.fromWire(m.arguments[i])
+    }
     if (method.streaming !== streaming) {
       return {
         error: streaming
           ? `The client attempted to invoke the non-streaming '${m.target}' method with a streaming invocation.`
           : `The client attempted to invoke the streaming '${m.target}' method with a non-streaming invocation.`
       }
-    }
-    if (m.arguments.length !== method.args.length) {
-      return { error: `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: Invocation provides ${m.arguments.length} argument(s) but target expects ${method.args.length}.` }
     }
     const streamIds = m.streamIds ?? []
     if (streamIds.length !== method.uploads.length) {
@@ -229,13 +246,6 @@ export class Dispatcher {
       if (state.uploads.has(streamIds[i]) || streamIds.indexOf(streamIds[i]) !== i) {
         connection.logRepeatable('info', 'stream-id-in-use', { method: m.target, streamId: streamIds[i] }, 'signalr: invocation refused: a stream id already in use')
         return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Stream ID '${streamIds[i]}' is already in use.` }
-      }
-    }
-    for (let i = 0; i < method.args.length; i++) {
-      const problem = validationProblem(method.args[i], m.arguments[i])
-      if (problem !== undefined) {
-        connection.logRepeatable('info', 'invalid-argument', { method: m.target, argument: i }, 'signalr: invalid hub method argument')
-        return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Argument ${i} is invalid: ${problem}.` }
       }
     }
     const capacity = connection.host.options.streamBufferCapacity
@@ -331,7 +341,15 @@ export class Dispatcher {
         error = `Failed to invoke '${m.target}' because user is unauthorized`
         return
       }
-      const iterable = await method.handler(ctx, ...m.arguments, ...uploads)
+      let iterable: unknown
+      try {
+        iterable = await method.handler(ctx, ...m.arguments, ...uploads)
+      } catch (err) {
+        // No stream exists yet: ASP.NET Core answers as for a failed invoke
+        connection.logRepeatable('error', 'method-threw', { err, method: m.target }, 'signalr: hub method threw')
+        error = this.errorText(m, err, `An unexpected error occurred invoking '${m.target}' on the server.`)
+        return
+      }
       if (!isAsyncIterable(iterable)) {
         error = `The value returned by the streaming method '${m.target}' is not a ChannelReader<> or IAsyncEnumerable<>.`
         return

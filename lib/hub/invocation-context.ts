@@ -4,7 +4,8 @@ import type { FastifyRequest } from 'fastify'
 import type { Connection } from '../connection.js'
 import { ClientResultError, HubError } from '../errors.js'
 import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
-import type { CloseOptions, HubCallerClients, HubContext, InvocationContext } from '../../types/index.js'
+import type { HubProtocol } from '../protocol/hub-protocol.js'
+import type { CloseOptions, HubCallerClients, HubContext, InvocationContext, SignalRTransport } from '../../types/index.js'
 import type { ClientChecks } from './client-checks.js'
 import { CallerClients } from './client-proxies.js'
 import type { Groups } from './hub-context.js'
@@ -49,6 +50,9 @@ export class Context implements InvocationContext {
   get userId (): string | undefined { return this.connection.userId }
   get items (): Map<string, unknown> { return this.connection.items }
   get request (): FastifyRequest { return this.connection.request as FastifyRequest }
+  // Set before the handshake: a context exists only for an established connection
+  get transport (): SignalRTransport { return this.connection.transportKind as SignalRTransport }
+  get protocol (): string { return (this.connection.protocol as HubProtocol).name }
   get hub (): HubContext { return this.host.hubContext }
   get groups (): Groups { return this.host.hubContext.groups }
 

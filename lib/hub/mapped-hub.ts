@@ -1,7 +1,7 @@
 // A hub mapped at a path: its options, protocols, lifetime manager and dispatcher, and the
 // host its connections report to.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { AsyncApiOptions } from '../../types/index.js'
+import type { AsyncApiOptions, HubRouteOptions } from '../../types/index.js'
 import type { Connection, ConnectionHost } from '../connection.js'
 import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
 import type { ResolvedHubOptions } from '../options.js'
@@ -28,6 +28,7 @@ export interface MappedHubInit {
   forget: (connection: Connection) => void
   /** What the hub's AsyncAPI document says about itself. */
   asyncapi?: AsyncApiOptions
+  negotiateRedirect?: HubRouteOptions['negotiateRedirect']
 }
 
 export class MappedHub implements ConnectionHost, ContextHost {
@@ -41,6 +42,7 @@ export class MappedHub implements ConnectionHost, ContextHost {
   readonly clientChecks: ClientChecks
   readonly definition: CompiledHub['definition']
   private readonly resolveUserId: UserIdResolver | undefined
+  readonly negotiateRedirect: HubRouteOptions['negotiateRedirect']
   private readonly forget: (connection: Connection) => void
 
   constructor (init: MappedHubInit) {
@@ -50,6 +52,7 @@ export class MappedHub implements ConnectionHost, ContextHost {
     this.lifetime = init.lifetime
     this.log = init.log
     this.resolveUserId = init.userId
+    this.negotiateRedirect = init.negotiateRedirect
     this.forget = init.forget
     this.definition = init.hub.definition
     this.clientChecks = new ClientChecks(init.hub.client, init.options.validateClientArguments, init.log)

@@ -33,7 +33,7 @@ export class UploadStream implements AsyncIterable<unknown> {
       this.complete(new HubError(`Invalid item for ${this.label}: ${problem}.`))
       return
     }
-    this.items.push(item)
+    this.items.push(this.validator?.fromWire === undefined ? item : this.validator.fromWire(item))
     this.wake()
   }
 

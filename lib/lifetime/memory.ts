@@ -65,6 +65,8 @@ export class MemoryHubLifetimeManager implements HubLifetimeManager {
           if (conns !== undefined) for (const c of conns) write(c)
         }
     }
+    // Targets speaking another protocol have it; the sender learns that some could not
+    if (serialized.error !== undefined) throw serialized.error
     // The message is already queued everywhere; only the sender waits, for the slow ones
     if (congested !== undefined) await Promise.all(congested.map(async (c) => { await c.drained() }))
   }

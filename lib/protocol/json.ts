@@ -210,6 +210,41 @@ function dropForbiddenKey (key: string, value: unknown): unknown {
   return undefined
 }
 
+/** A Uint8Array (a Buffer too) goes as base64, as a .NET byte[] does in JSON. */
+function bytesAsBase64 (this: Record<string, unknown>, key: string, value: unknown): unknown {
+  // `value` has been through toJSON already (a Buffer's is { type, data }): look at the original
+  const raw = this[key]
+  return raw instanceof Uint8Array ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') : value
+}
+
+/** Whether a value holds a Uint8Array; past MAX_JSON_DEPTH it says yes and lets the replacer look. */
+function holdsBytes (value: unknown, depth: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (value instanceof Uint8Array) return true
+  if (depth === 0) return true
+  // Primitives are skipped without a call: most arguments are strings and numbers
+  const children = Array.isArray(value) ? value : Object.values(value)
+  for (let i = 0; i < children.length; i++) {
+    const v: unknown = children[i]
+    if (typeof v === 'object' && v !== null && holdsBytes(v, depth - 1)) return true
+  }
+  return false
+}
+
+function carriesBytes (m: HubMessage): boolean {
+  switch (m.type) {
+    case MessageType.Invocation:
+    case MessageType.StreamInvocation:
+      return holdsBytes(m.arguments, MAX_JSON_DEPTH)
+    case MessageType.StreamItem:
+      return holdsBytes(m.item, MAX_JSON_DEPTH)
+    case MessageType.Completion:
+      return holdsBytes(m.result, MAX_JSON_DEPTH)
+    default:
+      return false
+  }
+}
+
 export class JsonHubProtocol implements HubProtocol {
   readonly name = 'json'
   readonly version = 2
@@ -243,7 +278,9 @@ export class JsonHubProtocol implements HubProtocol {
   }
 
   write (message: HubMessage): Buffer {
-    return frameText(JSON.stringify(toJsonObject(message)))
+    const o = toJsonObject(message)
+    // The replacer doubles what stringify costs, so only messages that carry bytes get it
+    return frameText(carriesBytes(message) ? JSON.stringify(o, bytesAsBase64) : JSON.stringify(o))
   }
 }
 

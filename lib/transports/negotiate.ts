@@ -1,9 +1,11 @@
 // POST {hub}/negotiate: creates a connection and lists the transports this hub allows
 // (signalr-wire.md §1). Errors the spec defines travel as {"error"} with HTTP 200.
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { InvalidArgumentError } from '../errors.js'
 import type { MappedHub } from '../hub/mapped-hub.js'
 import type { Registry } from '../registry.js'
 import { queryValue } from './query.js'
+import type { NegotiateRedirect } from '../../types/index.js'
 import type { TransportKind } from './transport.js'
 
 interface AvailableTransport { transport: TransportKind, transferFormats: Array<'Text' | 'Binary'> }
@@ -23,12 +25,28 @@ export function availableTransports (hub: MappedHub): AvailableTransport[] {
   return out
 }
 
+/** The spec's redirect answer; a value no client could follow is the application's bug, answered with a 500. */
+function redirectBody (redirect: NegotiateRedirect): string {
+  const { url, accessToken } = redirect
+  let parsed: URL | undefined
+  try { parsed = typeof url === 'string' ? new URL(url) : undefined } catch {}
+  if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw new InvalidArgumentError('negotiate redirect', 'url must be an absolute http or https URL')
+  }
+  if (accessToken !== undefined && typeof accessToken !== 'string') throw new InvalidArgumentError('negotiate redirect', 'accessToken must be a string')
+  return JSON.stringify(accessToken === undefined ? { url } : { url, accessToken })
+}
+
 export function negotiateHandler (hub: MappedHub, registry: Registry) {
   return async function negotiate (request: FastifyRequest, reply: FastifyReply): Promise<string> {
     void reply.header('content-type', 'application/json; charset=utf-8')
     void reply.header('cache-control', 'no-cache, no-store')
     if (registry.closing) {
       return JSON.stringify({ error: 'The server is shutting down.' })
+    }
+    if (hub.negotiateRedirect !== undefined) {
+      const redirect = await hub.negotiateRedirect(request)
+      if (redirect !== undefined && redirect !== null) return redirectBody(redirect)
     }
     const raw = queryValue(request.query, 'negotiateVersion')
     let requested = 0

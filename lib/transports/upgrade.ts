@@ -8,6 +8,7 @@ import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { isPathRewriter } from './path-case.js'
 
 type Router = (req: IncomingMessage, res: ServerResponse) => void
 
@@ -50,7 +51,7 @@ export class WebSocketUpgrades {
       if (head.length > 0) heads.set(req, head)
       // Another dispatcher (@fastify/websocket) on this server routes every upgrade through
       // Fastify itself; our routes take the socket from there
-      if (server.listenerCount('upgrade') > 1) return
+      if (server.listeners('upgrade').some((l) => l !== this.onUpgrade && !isPathRewriter(l))) return
       // Node removed its own error listener before emitting 'upgrade'
       socket.on('error', destroyOnError)
       const res = new ServerResponse(req)

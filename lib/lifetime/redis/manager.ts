@@ -239,7 +239,9 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
         if (target.ids.length === 1) {
           const local = this.local.get(target.ids[0])
           if (local !== undefined) {
-            this.writeLocal(local, new SerializedMessage(message))
+            const serialized = new SerializedMessage(message)
+            this.writeLocal(local, serialized)
+            if (serialized.error !== undefined) throw serialized.error
             return
           }
         }

@@ -5,6 +5,10 @@
 //   dotnet run --no-build -c Release -- --url http://127.0.0.1:PORT/hubs/scenario \
 //       --transport WebSockets|ServerSentEvents|LongPolling --protocol json|messagepack [--verbose]
 //
+// With --mode functional (and a --url that is the server's base, serving the hubs of
+// test/functional-dotnet.test.ts) it checks what the official .NET client's own functional
+// suite expects of a server: see RunFunctional.
+//
 // With --mode stateful (and a --url whose hub has Burst, Record and Received, behind a
 // proxy that the test cuts mid-burst) it checks stateful reconnect instead: see RunStateful.
 //
@@ -73,6 +77,7 @@ public static class Program
         });
 
         if (_mode == "stateful") await RunStateful();
+        else if (_mode == "functional") await RunFunctional();
         else await RunScenario();
 
         // Best-effort cleanup, in parallel and bounded in time (budget 55 s + 2 s < watchdog 58 s).
@@ -421,6 +426,97 @@ public static class Program
         });
     }
 
+    // What src/SignalR/clients/csharp/Client/test/FunctionalTests expects of a server, against
+    // the hubs test/functional-dotnet.test.ts maps under the base --url.
+    static async Task RunFunctional()
+    {
+        HubConnection Connect(string path)
+        {
+            var builder = new HubConnectionBuilder().WithUrl(_url + path, _transport);
+            if (_protocol == "messagepack") builder.AddMessagePackProtocol();
+            var conn = builder.Build();
+            lock (AllConnections) AllConnections.Add(conn);
+            return conn;
+        }
+
+        await Check("functional-redirect", async () =>
+        {
+            // As the suite's /redirect endpoint: negotiate answers { url, accessToken }
+            var c = Connect("/redirect");
+            await c.StartAsync();
+            var who = await c.InvokeAsync<string>("Whoami");
+            Require(who.StartsWith("user-of-token-", StringComparison.Ordinal), $"Whoami returned {Q(who)}");
+            await c.StopAsync();
+            return $"redirected; the hub saw {Q(who)}";
+        });
+
+        await Check("functional-old-protocol", async () =>
+        {
+            // ServerRejectsClientWithOldProtocol
+            var c = Connect("/negotiateProtocolVersion12");
+            var ex = await Throws<Exception>(() => c.StartAsync());
+            Require(ex.Message == "The client requested version '1', but the server does not support this version.", $"message was {Q(ex.Message)}");
+            return Q(ex.Message);
+        });
+
+        HubConnection? w = null;
+        await Check("functional-case-insensitive-path", async () =>
+        {
+            w = Connect("/HUBS/Wire");
+            await w.StartAsync();
+            return $"connected at /HUBS/Wire to the hub mapped at /hubs/wire";
+        });
+        if (w is null || w.State != HubConnectionState.Connected) return;
+        var h = w;
+
+        await Check("functional-bytes", async () =>
+        {
+            var sent = new byte[] { 0, 1, 2, 254, 255 };
+            var described = await h.InvokeAsync<string>("DescribeBytes", sent);
+            Require(described == "Uint8Array:000102feff", $"the handler saw {Q(described)}");
+            var back = await h.InvokeAsync<byte[]>("EchoBytes", sent);
+            Require(back.SequenceEqual(sent), $"got back {Convert.ToHexString(back)}");
+            return $"byte[] in as {Q(described)}, out as byte[]";
+        });
+
+        await Check("functional-datetime", async () =>
+        {
+            var sent = new DateTime(2026, 12, 2, 3, 4, 5, 678, DateTimeKind.Utc);
+            var described = await h.InvokeAsync<string>("DescribeDate", sent);
+            Require(described == "Date:2026-12-02T03:04:05.678Z", $"the handler saw {Q(described)}");
+            var back = await h.InvokeAsync<DateTime>("EchoDate", sent);
+            Require(back.ToUniversalTime() == sent, $"got back {back:O} ({back.Kind})");
+            return $"DateTime in as {Q(described)}, out as {back:O}";
+        });
+
+        await Check("functional-stream-throws-before-stream", async () =>
+        {
+            var ex = await Throws<HubException>(async () =>
+            {
+                await foreach (var _ in h.StreamAsync<string>("StreamThrowException", "An error occurred.")) { }
+            });
+            Require(ex.Message == "An unexpected error occurred invoking 'StreamThrowException' on the server.", $"message was {Q(ex.Message)}");
+            return Q(ex.Message);
+        });
+
+        await Check("functional-binding-error", async () =>
+        {
+            var ex = await Throws<HubException>(() => h.InvokeAsync<int>("Add", 1, "x"));
+            const string lead = "Failed to invoke 'Add' due to an error on the server. InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.";
+            Require(ex.Message.StartsWith(lead, StringComparison.Ordinal), $"message was {Q(ex.Message)}");
+            return Q(ex.Message);
+        });
+
+        await Check("functional-transport", async () =>
+        {
+            var where = await h.InvokeAsync<string>("Where");
+            var expected = $"{_transport}/{_protocol}";
+            Require(where == expected, $"ctx said {Q(where)}, not {Q(expected)}");
+            await h.StopAsync();
+            return Q(where);
+        });
+    }
+
     // ---------------------------------------------------------------- helpers
 
     static (HubConnection Connection, ConcurrentQueue<string> Log) Build(string user)
@@ -555,9 +651,9 @@ public static class Program
             error = "--protocol must be json or messagepack";
             return false;
         }
-        if (_mode is not ("scenario" or "stateful"))
+        if (_mode is not ("scenario" or "stateful" or "functional"))
         {
-            error = "--mode must be scenario or stateful";
+            error = "--mode must be scenario, stateful or functional";
             return false;
         }
         return true;
