@@ -5,53 +5,10 @@
 // connection gets each of its messages once, in order, with no gap; every node both
 // forwarded requests and served forwarded ones; no client was told 404.
 import t from 'tap'
-import { buildClient, signalR, type ClientOptions } from './fixtures/client.js'
-import { FLEET_PATH, spawnFleetServer, type ChildServer } from './fixtures/fleet.js'
-import { redisMissing, startRedis } from './fixtures/redis.js'
-import { startRoundRobinProxy } from './fixtures/round-robin-proxy.js'
+import { signalR } from './fixtures/client.js'
+import { redisMissing } from './fixtures/redis.js'
+import { CONFIGS, counts, fleetBehindProxy, tracked } from './fixtures/sticky-fleet.js'
 import { until } from './fixtures/until.js'
-
-interface Teardown { teardown (fn: () => unknown): void }
-
-const FORWARDING_ENV = { FORWARDING: '1', FORWARDING_PROBE_MS: '500' }
-
-export interface Counts { forwarded: number, served: number, lost: number, connections: number }
-
-export async function counts (node: ChildServer): Promise<Counts> {
-  const res = await fetch(new URL('/_forwarding', node.url))
-  return await res.json() as Counts
-}
-
-/** A client that records, per Receive target, the texts it got. */
-export async function tracked (t: Teardown, url: string, o: ClientOptions): Promise<{ c: signalR.HubConnection, got: Map<string, string[]>, closed: Error[] }> {
-  const c = buildClient(url, o)
-  const got = new Map<string, string[]>()
-  const closed: Error[] = []
-  c.on('Receive', (target: string, text: string) => {
-    let list = got.get(target)
-    if (list === undefined) got.set(target, list = [])
-    list.push(text)
-  })
-  c.onclose((err) => { closed.push(err ?? new Error('closed')) })
-  t.teardown(async () => { await c.stop() })
-  await c.start()
-  return { c, got, closed }
-}
-
-export const CONFIGS: Array<[string, ClientOptions]> = [
-  ['WebSockets', { transport: 'WebSockets' }],
-  ['WebSockets skipNegotiation', { transport: 'WebSockets', skipNegotiation: true }],
-  ['ServerSentEvents', { transport: 'ServerSentEvents' }],
-  ['LongPolling', { transport: 'LongPolling' }],
-  ['LongPolling MessagePack', { transport: 'LongPolling', protocol: 'messagepack' }]
-]
-
-export async function fleetBehindProxy (t: Teardown, env: Record<string, string> = {}): Promise<{ nodes: ChildServer[], proxy: Awaited<ReturnType<typeof startRoundRobinProxy>>, url: string, redis: Awaited<ReturnType<typeof startRedis>> }> {
-  const redis = await startRedis(t)
-  const nodes = await Promise.all([0, 1, 2].map(async () => await spawnFleetServer(t, redis.port, { ...FORWARDING_ENV, ...env })))
-  const proxy = await startRoundRobinProxy(t, nodes.map((n) => Number(new URL(n.url).port)))
-  return { nodes, proxy, url: proxy.url + FLEET_PATH, redis }
-}
 
 const range = (n: number, prefix = ''): string[] => Array.from({ length: n }, (_v, i) => prefix + String(i))
 
