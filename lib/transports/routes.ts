@@ -179,6 +179,20 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
     text(reply, 200, '')
   }
 
+  /** The Long Polling transport of a live connection here, or the spec's error answered. */
+  function longPollingHere (id: string, reply: PollReply, otherwise: string): LongPollingTransport | undefined {
+    const connection = registry.connection(id)
+    if (connection === undefined || connection.host !== hub) {
+      text(reply, 404, 'No Connection with that ID')
+      return undefined
+    }
+    if (!(connection.transport instanceof LongPollingTransport)) {
+      text(reply, 400, otherwise)
+      return undefined
+    }
+    return connection.transport
+  }
+
   /** A DELETE, on the server that owns the connection. */
   function deleteHere (id: string, reply: PollReply): void {
     // Already ended (the client's Close message often wins the race with its DELETE)
@@ -186,16 +200,9 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
       text(reply, 202, '')
       return
     }
-    const connection = registry.connection(id)
-    if (connection === undefined || connection.host !== hub) {
-      text(reply, 404, 'No Connection with that ID')
-      return
-    }
-    if (!(connection.transport instanceof LongPollingTransport)) {
-      text(reply, 400, 'Cannot terminate this connection using the DELETE endpoint.')
-      return
-    }
-    connection.transport.terminate()
+    const transport = longPollingHere(id, reply, 'Cannot terminate this connection using the DELETE endpoint.')
+    if (transport === undefined) return
+    transport.terminate()
     text(reply, 202, '')
   }
 
@@ -206,16 +213,7 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
       retired.drain(reply)
       return
     }
-    const connection = registry.connection(id)
-    if (connection === undefined || connection.host !== hub) {
-      text(reply, 404, 'No Connection with that ID')
-      return
-    }
-    if (!(connection.transport instanceof LongPollingTransport)) {
-      text(reply, 400, 'Cannot change transports mid-connection')
-      return
-    }
-    connection.transport.poll(reply)
+    longPollingHere(id, reply, 'Cannot change transports mid-connection')?.poll(reply)
   }
 
   /** What the owner does with a request another server forwarded to it. */
