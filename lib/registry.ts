@@ -18,6 +18,11 @@ export class Registry implements SignalRRegistry {
    * instead of a 404.
    */
   private readonly retired = new Map<string, { transport: Transport, until: number }>()
+  /**
+   * What to undo once a connection is gone for good (after its lingering, if it lingers): a
+   * connection served for other servers (request forwarding) stops listening for them.
+   */
+  private readonly releases = new Map<string, () => void>()
   private heartbeat: NodeJS.Timeout | undefined
   private tickMs = 1000
   closing = false
@@ -54,13 +59,26 @@ export class Registry implements SignalRRegistry {
    * token. A WebSocket opened without negotiating (`skipNegotiation`) never uses its token
    * after the upgrade, so it gets one nobody is told: its public id authorizes nothing.
    */
-  createConnection (hub: MappedHub, negotiateVersion: number, negotiated = true): Connection {
-    const connectionId = newConnectionId()
-    const token = negotiateVersion > 0 || !negotiated ? newConnectionId() : connectionId
+  createConnection (hub: MappedHub, negotiateVersion: number, negotiated = true, ids?: { connectionId: string, token: string }): Connection {
+    // With request forwarding, negotiate made the ids and another server may have answered it
+    const connectionId = ids?.connectionId ?? newConnectionId()
+    const token = ids?.token ?? (negotiateVersion > 0 || !negotiated ? newConnectionId() : connectionId)
     const connection = new Connection(hub, { connectionId, token, negotiateVersion })
     this.byToken.set(token, connection)
     this.startHeartbeat()
     return connection
+  }
+
+  /** Runs `fn` once the connection of `token` is gone for good. */
+  onReleased (token: string, fn: () => void): void {
+    this.releases.set(token, fn)
+  }
+
+  private release (token: string): void {
+    const fn = this.releases.get(token)
+    if (fn === undefined) return
+    this.releases.delete(token)
+    fn()
   }
 
   connection (token: string): Connection | undefined {
@@ -72,6 +90,8 @@ export class Registry implements SignalRRegistry {
     this.byToken.delete(connection.token)
     if (connection.transport?.lingersAfterClose === true && !this.closing) {
       this.retired.set(connection.token, { transport: connection.transport, until: Date.now() + connection.host.options.disconnectTimeout })
+    } else {
+      this.release(connection.token)
     }
     if (this.byToken.size === 0 && this.retired.size === 0) this.stopHeartbeat()
   }
@@ -89,7 +109,12 @@ export class Registry implements SignalRRegistry {
     if (this.heartbeat !== undefined) return
     this.heartbeat = setInterval(() => {
       const now = Date.now()
-      for (const [token, r] of this.retired) if (r.until < now) this.retired.delete(token)
+      for (const [token, r] of this.retired) {
+        if (r.until < now) {
+          this.retired.delete(token)
+          this.release(token)
+        }
+      }
       if (this.byToken.size === 0 && this.retired.size === 0) this.stopHeartbeat()
       for (const c of this.byToken.values()) {
         try {
@@ -118,6 +143,8 @@ export class Registry implements SignalRRegistry {
     for (const c of [...this.byToken.values()]) c.close({ allowReconnect: true })
     this.byToken.clear()
     this.retired.clear()
+    // The lifetime managers unsubscribe everything as they close, after the last answers went out
+    this.releases.clear()
     this.stopHeartbeat()
     // One turn of the event loop before Fastify may destroy the sockets (forceCloseConnections):
     // HTTP responses are uncorked, and write batches flushed, only then

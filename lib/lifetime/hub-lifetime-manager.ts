@@ -54,6 +54,55 @@ export interface HubLifetimeManager {
   connections (): Promise<string[]>
   connectionCount (): Promise<number>
   close (): Promise<void>
+  /** Set when the backplane forwards transport requests (no sticky sessions needed). */
+  readonly forwarding?: ConnectionForwarding
+}
+
+/** What negotiate tells the fleet about a connection that no server owns yet. */
+export interface NegotiatedConnection {
+  connectionId: string
+  negotiateVersion: number
+  statefulReconnect: boolean
+}
+
+/** The transport requests that may reach another server than the connection's owner. */
+export type ForwardedOp = 'send' | 'poll' | 'delete'
+
+/** An HTTP answer, made on the owner, given by the server that took the request. */
+export interface ForwardedAnswer {
+  status: number
+  contentType: string | undefined
+  body: Buffer
+}
+
+export type ForwardOutcome =
+  | { kind: 'answered', answer: ForwardedAnswer }
+  /** No server owns the connection (it never started, or ended, or its owner died). */
+  | { kind: 'nobody' }
+  /** The request reached the owner but no answer came back: it may have been acted on. */
+  | { kind: 'lost' }
+
+/**
+ * Request forwarding between the servers of a fleet (reference/sticky-free.md): negotiate
+ * remembers the connection fleet-wide, the first transport request makes it live on the
+ * server that receives it, and later requests reaching another server travel to the owner.
+ * Tokens are secret: implementations keep only a hash of them outside the process.
+ */
+export interface ConnectionForwarding {
+  /** Negotiate: the connection may start on any server within `ttlMs`. */
+  remember (token: string, connection: NegotiatedConnection, ttlMs: number): Promise<void>
+  /** The first transport request: takes the negotiated connection, at most once fleet-wide. */
+  take (token: string): Promise<NegotiatedConnection | undefined>
+  /** Sends a request to the owner and waits for its answer; rejects when the backplane is down. */
+  forward (token: string, op: ForwardedOp, body: Buffer, timeoutMs: number): Promise<ForwardOutcome>
+  /** Tells the owner that an answer it gave could not reach the client. */
+  abort (token: string): void
+  /**
+   * This server owns the connection: requests forwarded to it go to `handler`. `lost` is
+   * called when an answer could not be sent back (the client cannot know what happened).
+   */
+  serve (token: string, handler: (op: ForwardedOp | 'abort', body: Buffer) => Promise<ForwardedAnswer>, lost: () => void): Promise<void>
+  unserve (token: string): void
 }
 
 /** What a backplane learns about each hub it serves. */

@@ -1,17 +1,28 @@
 // The Long Polling transport (server to client): each GET takes every whole message queued
 // so far, or waits for one up to longPollTimeout. Between polls the connection is inactive,
 // and disconnectTimeout without a poll disposes it (signalr-wire.md §2.3).
-import type { FastifyReply } from 'fastify'
 import type { Connection } from '../connection.js'
 import { ConnectionClosedError } from '../errors.js'
 import type { Transport } from './transport.js'
 
+/**
+ * What a poll answers through: a Fastify reply, or, for a poll forwarded from another server,
+ * one that carries the answer back over the backplane (see forwarded.ts).
+ */
+export interface PollReply {
+  headers (values: Record<string, string>): PollReply
+  header (key: string, value: string): PollReply
+  code (status: number): PollReply
+  send (payload?: Buffer | string): PollReply
+  readonly raw: { once (event: 'close', listener: () => void): unknown }
+}
+
 interface PendingPoll {
-  reply: FastifyReply
+  reply: PollReply
   timer: NodeJS.Timeout
 }
 
-const NO_CACHE = {
+export const NO_CACHE = {
   'cache-control': 'no-cache, no-store',
   pragma: 'no-cache',
   expires: 'Thu, 01 Jan 1970 00:00:00 GMT'
@@ -25,7 +36,7 @@ export class LongPollingTransport implements Transport {
   private queued = 0
   private pending: PendingPoll | undefined
   /** A poll that will be answered at the end of this turn, with everything sent until then. */
-  private answering: FastifyReply | undefined
+  private answering: PollReply | undefined
   private started = false
   /** The server closed the connection or the client sent DELETE: polls now drain and end. */
   private ended = false
@@ -34,7 +45,7 @@ export class LongPollingTransport implements Transport {
   constructor (private readonly connection: Connection) {}
 
   /** A GET. Answers now or holds the reply; the route returns the reply either way. */
-  poll (reply: FastifyReply): void {
+  poll (reply: PollReply): void {
     void reply.headers(NO_CACHE)
     if (!this.started) {
       // The first poll answers at once: every client waits for it before its handshake
@@ -78,7 +89,7 @@ export class LongPollingTransport implements Transport {
   }
 
   /** What a poll after the connection ended gets: the last data, then 204. */
-  drain (reply: FastifyReply): void {
+  drain (reply: PollReply): void {
     void reply.headers(NO_CACHE)
     if (this.queued > 0) this.respond(reply, 200)
     else void reply.code(204).send()
@@ -110,7 +121,7 @@ export class LongPollingTransport implements Transport {
     this.respond(reply, 200)
   }
 
-  private respond (reply: FastifyReply, status: number): void {
+  private respond (reply: PollReply, status: number): void {
     const body = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue, this.queued)
     this.queue = []
     this.queued = 0

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidArgumentError } from '../errors.js'
 import type { MappedHub } from '../hub/mapped-hub.js'
 import type { Registry } from '../registry.js'
+import { newConnectionId } from '../connection.js'
 import { queryValue } from './query.js'
 import type { NegotiateRedirect } from '../../types/index.js'
 import type { TransportKind } from './transport.js'
@@ -64,14 +65,33 @@ export function negotiateHandler (hub: MappedHub, registry: Registry) {
     }
     const version = Math.min(requested, 1)
     const stateful = hub.options.allowStatefulReconnects && queryValue(request.query, 'useStatefulReconnect')?.toLowerCase() === 'true'
-    const connection = registry.createConnection(hub, version)
-    connection.statefulReconnect = stateful
+    let connectionId: string
+    let token: string
+    const forwarding = hub.lifetime.forwarding
+    if (forwarding === undefined) {
+      const connection = registry.createConnection(hub, version)
+      connection.statefulReconnect = stateful
+      connectionId = connection.connectionId
+      token = connection.token
+    } else {
+      // Request forwarding: the connection lives where its first transport request lands,
+      // on any server of the fleet; until then Redis holds it, under a hash of its token
+      connectionId = newConnectionId()
+      token = version > 0 ? newConnectionId() : connectionId
+      try {
+        await forwarding.remember(token, { connectionId, negotiateVersion: version, statefulReconnect: stateful }, hub.options.disconnectTimeout)
+      } catch (err) {
+        request.log.warn({ err }, 'signalr: negotiate could not reach the backplane')
+        void reply.code(503)
+        return JSON.stringify({ error: 'The backplane is unavailable.' })
+      }
+    }
     // Key order is the .NET writer's (NegotiateProtocol.WriteResponse)
     const body: Record<string, unknown> = {}
     if (stateful) body.useStatefulReconnect = true
     body.negotiateVersion = version
-    body.connectionId = connection.connectionId
-    if (version > 0) body.connectionToken = connection.token
+    body.connectionId = connectionId
+    if (version > 0) body.connectionToken = token
     body.availableTransports = availableTransports(hub)
     return JSON.stringify(body)
   }

@@ -9,7 +9,10 @@ import type { Connection } from '../connection.js'
 import type { MappedHub } from '../hub/mapped-hub.js'
 import type { Registry } from '../registry.js'
 import type { HubRouteOptions } from '../../types/index.js'
-import { LongPollingTransport } from './long-polling.js'
+import { ConnectionClosedError } from '../errors.js'
+import type { ConnectionForwarding, ForwardedOp } from '../lifetime/hub-lifetime-manager.js'
+import { answerForwarded, CapturedReply } from './forwarded.js'
+import { LongPollingTransport, type PollReply } from './long-polling.js'
 import { negotiateHandler } from './negotiate.js'
 import { redactingRequestSerializer } from './access-token.js'
 import { queryValue } from './query.js'
@@ -24,9 +27,14 @@ export type HubRouteSettings = Pick<HubRouteOptions, 'onRequest' | 'preParsing' 
 
 const kHandler = Symbol('fastify-signalr.handler')
 
-function text (reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply.code(status).header('content-type', 'text/plain; charset=utf-8').send(body)
+function text<R extends PollReply> (reply: R, status: number, body: string): R {
+  reply.code(status).header('content-type', 'text/plain; charset=utf-8').send(body)
+  return reply
 }
+
+const EMPTY = Buffer.alloc(0)
+/** How long a POST or DELETE forwarded to the connection's owner waits for its answer. */
+const FORWARD_TIMEOUT_MS = 30_000
 
 function hookList (hook: HubRouteSettings['preHandler']): preHandlerHookHandler[] {
   if (hook === undefined) return []
@@ -54,6 +62,7 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
   const negotiatePath = base === '/' ? '/negotiate' : base + '/negotiate'
   const o = hub.options
   const bodyLimit = o.maximumReceiveMessageSize === 0 ? undefined : Math.max(1_048_576, o.maximumReceiveMessageSize * 4)
+  const forwarding = hub.lifetime.forwarding
 
   /** Finds the connection of a transport request, or answers it with the spec's error. */
   function lookup (request: FastifyRequest, reply: FastifyReply, kind: TransportKind): Connection | undefined {
@@ -108,6 +117,14 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
   }
 
   async function get (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const wanted = queryValue(request.query, 'id')
+    if (forwarding !== undefined && wanted !== undefined && wanted !== '' && registry.connection(wanted) === undefined && registry.retiredTransport(wanted) === undefined) {
+      try {
+        if (await elsewhere(forwarding, request, reply, wanted)) return reply
+      } catch (err) {
+        return unavailable(request, reply, err)
+      }
+    }
     if (isWebSocketUpgrade(request)) return webSocket(request, reply)
     const sse = wantsEventStream(request)
     const kind: TransportKind = sse ? 'ServerSentEvents' : 'LongPolling'
@@ -140,33 +157,165 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
     return reply
   }
 
-  async function post (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const id = queryValue(request.query, 'id')
-    if (id === undefined || id === '') return text(reply, 400, 'Connection ID required')
+  /** A POST, on the server that owns the connection, whichever server the client reached. */
+  async function sendHere (id: string, body: unknown, reply: PollReply): Promise<void> {
     const connection = registry.connection(id)
-    if (connection === undefined || connection.host !== hub) return text(reply, 404, 'No Connection with that ID')
-    if (connection.transportKind === 'WebSockets') return text(reply, 405, 'POST requests are not allowed for WebSocket connections.')
-    if (connection.transport === undefined) return text(reply, 400, 'No transport is connected for this connection yet.')
-    const body = request.body
+    if (connection === undefined || connection.host !== hub) {
+      text(reply, 404, 'No Connection with that ID')
+      return
+    }
+    if (connection.transportKind === 'WebSockets') {
+      text(reply, 405, 'POST requests are not allowed for WebSocket connections.')
+      return
+    }
+    if (connection.transport === undefined) {
+      text(reply, 400, 'No transport is connected for this connection yet.')
+      return
+    }
     if (Buffer.isBuffer(body)) connection.receive(body)
     // While the connection's messages back up, the answer waits: the client sends its next
     // POST only after this one, so it is held back as a paused socket would be
     await connection.readable()
-    return text(reply, 200, '')
+    text(reply, 200, '')
+  }
+
+  /** The Long Polling transport of a live connection here, or the spec's error answered. */
+  function longPollingHere (id: string, reply: PollReply, otherwise: string): LongPollingTransport | undefined {
+    const connection = registry.connection(id)
+    if (connection === undefined || connection.host !== hub) {
+      text(reply, 404, 'No Connection with that ID')
+      return undefined
+    }
+    if (!(connection.transport instanceof LongPollingTransport)) {
+      text(reply, 400, otherwise)
+      return undefined
+    }
+    return connection.transport
+  }
+
+  /** A DELETE, on the server that owns the connection. */
+  function deleteHere (id: string, reply: PollReply): void {
+    // Already ended (the client's Close message often wins the race with its DELETE)
+    if (registry.retiredTransport(id) !== undefined) {
+      text(reply, 202, '')
+      return
+    }
+    const transport = longPollingHere(id, reply, 'Cannot terminate this connection using the DELETE endpoint.')
+    if (transport === undefined) return
+    transport.terminate()
+    text(reply, 202, '')
+  }
+
+  /** A poll forwarded from another server: the connection's first poll was answered here. */
+  function pollHere (id: string, reply: PollReply): void {
+    const retired = registry.retiredTransport(id)
+    if (retired instanceof LongPollingTransport) {
+      retired.drain(reply)
+      return
+    }
+    longPollingHere(id, reply, 'Cannot change transports mid-connection')?.poll(reply)
+  }
+
+  /** What the owner does with a request another server forwarded to it. */
+  function serveForwarded (token: string) {
+    return async (op: ForwardedOp | 'abort', body: Buffer) => {
+      const reply = new CapturedReply()
+      if (op === 'send') await sendHere(token, body, reply)
+      else if (op === 'poll') pollHere(token, reply)
+      else if (op === 'delete') deleteHere(token, reply)
+      else {
+        lose(token)
+        reply.code(204).send()
+      }
+      return await reply.answer
+    }
+  }
+
+  /** A forwarded request may have been acted on without its client hearing: end cleanly, the client reconnects. */
+  function lose (token: string): void {
+    const connection = registry.connection(token)
+    if (connection === undefined) return
+    connection.log.warn('signalr: an answer forwarded to another server was lost; closing the connection')
+    connection.close({ error: new ConnectionClosedError('An answer forwarded to another server was lost.'), abort: true })
+  }
+
+  /**
+   * The first transport request of a connection negotiated anywhere in the fleet: it lives on
+   * this server from now on, and serves the requests other servers forward to it.
+   */
+  async function adopt (f: ConnectionForwarding, id: string, kind: TransportKind): Promise<void> {
+    const negotiated = await f.take(id)
+    if (negotiated === undefined) return
+    const connection = registry.createConnection(hub, negotiated.negotiateVersion, true, { connectionId: negotiated.connectionId, token: id })
+    connection.statefulReconnect = negotiated.statefulReconnect
+    // A WebSocket's requests all travel on its socket: nobody forwards to it
+    if (kind === 'WebSockets') return
+    try {
+      await f.serve(id, serveForwarded(id), () => { lose(id) })
+    } catch (err) {
+      connection.close()
+      throw err
+    }
+    registry.onReleased(id, () => { f.unserve(id) })
+  }
+
+  function unavailable (request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+    request.log.warn({ err }, 'signalr: a transport request could not reach the backplane')
+    return text(reply, 503, 'The backplane is unavailable.')
+  }
+
+  /**
+   * A GET for a connection this server does not have: a poll goes to its owner; a first
+   * request of any transport makes the connection live here. True when answered.
+   */
+  async function elsewhere (f: ConnectionForwarding, request: FastifyRequest, reply: FastifyReply, id: string): Promise<boolean> {
+    const kind: TransportKind = isWebSocketUpgrade(request) ? 'WebSockets' : wantsEventStream(request) ? 'ServerSentEvents' : 'LongPolling'
+    if (!o.transports.includes(kind)) return false
+    if (kind === 'LongPolling') {
+      const outcome = await f.forward(id, 'poll', EMPTY, o.longPollTimeout + 5000)
+      if (outcome.kind !== 'nobody') {
+        answerForwarded(reply, outcome, 'poll', f, id)
+        return true
+      }
+    }
+    await adopt(f, id, kind)
+    return false
+  }
+
+  /** A POST or DELETE for a connection this server does not have. True when answered. */
+  async function forwarded (f: ConnectionForwarding, reply: FastifyReply, id: string, op: ForwardedOp, body: Buffer): Promise<boolean> {
+    const outcome = await f.forward(id, op, body, FORWARD_TIMEOUT_MS)
+    if (outcome.kind === 'nobody') return false
+    answerForwarded(reply, outcome, op, f, id)
+    return true
+  }
+
+  async function post (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const id = queryValue(request.query, 'id')
+    if (id === undefined || id === '') return text(reply, 400, 'Connection ID required')
+    if (forwarding !== undefined && registry.connection(id) === undefined) {
+      try {
+        if (await forwarded(forwarding, reply, id, 'send', Buffer.isBuffer(request.body) ? request.body : EMPTY)) return reply
+      } catch (err) {
+        return unavailable(request, reply, err)
+      }
+    }
+    await sendHere(id, request.body, reply)
+    return reply
   }
 
   async function del (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const id = queryValue(request.query, 'id')
     if (id === undefined || id === '') return text(reply, 400, 'Connection ID required')
-    // Already ended (the client's Close message often wins the race with its DELETE)
-    if (registry.retiredTransport(id) !== undefined) return text(reply, 202, '')
-    const connection = registry.connection(id)
-    if (connection === undefined || connection.host !== hub) return text(reply, 404, 'No Connection with that ID')
-    if (!(connection.transport instanceof LongPollingTransport)) {
-      return text(reply, 400, 'Cannot terminate this connection using the DELETE endpoint.')
+    if (forwarding !== undefined && registry.connection(id) === undefined && registry.retiredTransport(id) === undefined) {
+      try {
+        if (await forwarded(forwarding, reply, id, 'delete', EMPTY)) return reply
+      } catch (err) {
+        return unavailable(request, reply, err)
+      }
     }
-    connection.transport.terminate()
-    return text(reply, 202, '')
+    deleteHere(id, reply)
+    return reply
   }
 
   async function methodNotAllowed (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {

@@ -23,7 +23,9 @@ export const RedisBackplaneOptionsSchema = Type.Object({
   serverName: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^\\S+$', description: 'This server\'s name in the fleet (no whitespace)' })),
   ackTimeout: Type.Optional(Milliseconds('How long a group change for a connection on another server waits for its ack')),
   heartbeatInterval: Type.Optional(Milliseconds('How often this server refreshes its presence; a dead server\'s share expires after 3 of these')),
-  commandTimeout: Type.Optional(Milliseconds('How long a publish or command may wait for Redis before it fails'))
+  commandTimeout: Type.Optional(Milliseconds('How long a publish or command may wait for Redis before it fails')),
+  forwarding: Type.Optional(Type.Boolean({ description: 'Forward transport requests to the server that owns the connection, so that no load balancer needs sticky sessions (Redis 6.2 or later)' })),
+  forwardingProbeInterval: Type.Optional(Milliseconds('How often a long poll held for another server checks that the owner is still there'))
 }, { additionalProperties: false })
 
 export type RedisBackplaneSettings = Static<typeof RedisBackplaneOptionsSchema>
@@ -41,7 +43,8 @@ export const REDIS_DEFAULTS = Object.freeze({
   ackTimeout: 30_000,
   heartbeatInterval: 5_000,
   commandTimeout: 5_000,
-  channelPrefix: ''
+  channelPrefix: '',
+  forwardingProbeInterval: 2_000
 })
 
 const check = Compile(RedisBackplaneOptionsSchema)
@@ -64,7 +67,8 @@ export function defaultServerName (): string {
 
 export class RedisBackplane implements Backplane {
   readonly serverName: string
-  private readonly settings: Required<Omit<RedisBackplaneSettings, 'hubName' | 'serverName'>>
+  private readonly settings: Required<Omit<RedisBackplaneSettings, 'hubName' | 'serverName' | 'forwarding'>>
+  readonly forwarding: boolean
   private seamInstance: RedisSeam | undefined
   private starting: Promise<void> | undefined
   private readonly managers = new Set<RedisHubLifetimeManager>()
@@ -78,8 +82,10 @@ export class RedisBackplane implements Backplane {
       ackTimeout: settings.ackTimeout ?? REDIS_DEFAULTS.ackTimeout,
       heartbeatInterval: settings.heartbeatInterval ?? REDIS_DEFAULTS.heartbeatInterval,
       commandTimeout: settings.commandTimeout ?? REDIS_DEFAULTS.commandTimeout,
-      channelPrefix: settings.channelPrefix ?? REDIS_DEFAULTS.channelPrefix
+      channelPrefix: settings.channelPrefix ?? REDIS_DEFAULTS.channelPrefix,
+      forwardingProbeInterval: settings.forwardingProbeInterval ?? REDIS_DEFAULTS.forwardingProbeInterval
     }
+    this.forwarding = settings.forwarding === true
   }
 
   /** A dead server's presence drops out of answers this long after its last heartbeat. */
@@ -128,7 +134,8 @@ export class RedisBackplane implements Backplane {
       serverName: this.serverName,
       ackTimeout: this.settings.ackTimeout,
       heartbeatInterval: this.settings.heartbeatInterval,
-      commandTimeout: this.settings.commandTimeout
+      commandTimeout: this.settings.commandTimeout,
+      forwarding: this.forwarding ? { probeInterval: this.settings.forwardingProbeInterval } : undefined
     }, (m) => { void this.release(m, hubName) })
     this.namesInUse.add(hubName)
     this.managers.add(manager)

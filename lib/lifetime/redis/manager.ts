@@ -16,6 +16,7 @@ import {
   GroupAction, readAck, readCompletion, readGroupCommand, readInvocation, writeAck, writeCompletion, writeGroupCommand, writeInvocation,
   type GroupActionValue, type RedisInvocation
 } from './codec.js'
+import { RedisForwarding } from './forwarding.js'
 import { Presence } from './presence.js'
 import { RemoteMessage } from './remote-message.js'
 import { ServerRequests } from './requests.js'
@@ -29,6 +30,8 @@ export interface RedisManagerSettings {
   ackTimeout: number
   heartbeatInterval: number
   commandTimeout: number
+  /** Request forwarding (no sticky sessions): off unless set. */
+  forwarding?: { probeInterval: number }
 }
 
 interface Waiter<T> {
@@ -53,6 +56,7 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
   private readonly groupSubs: SubscriptionTable<LifetimeConnection>
   private readonly userSubs: SubscriptionTable<LifetimeConnection>
   private readonly requests: ServerRequests
+  readonly forwarding: RedisForwarding | undefined
   private readonly acks = new Map<number, Waiter<void>>()
   private readonly results = new Map<string, Waiter<unknown> & { method: string }>()
   private readonly inflight = new Set<Promise<unknown>>()
@@ -72,6 +76,10 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     this.channels = new RedisChannels(settings.channelPrefix, settings.hubName, settings.serverName)
     this.presence = new Presence(seam, this.channels, settings.serverName, settings.heartbeatInterval)
     this.requests = new ServerRequests(seam, this.channels, this.log)
+    this.forwarding = settings.forwarding === undefined
+      ? undefined
+      : new RedisForwarding(seam, this.channels, { serverName: settings.serverName, probeInterval: settings.forwarding.probeInterval },
+        async () => { await this.ensureStarted() }, (work) => { void this.track(work) }, this.log)
     this.requests.handle('close', async ([connectionId, error, allowReconnect]) => {
       const c = this.local.get(connectionId)
       c?.close({ error: error === '' ? undefined : new HubError(error), allowReconnect: allowReconnect === '1' })
@@ -106,7 +114,8 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
       this.seam.subscribe(c.groupManagement, (payload) => { this.onGroupCommand(payload) }),
       this.seam.subscribe(c.ack, (payload) => { this.onAck(payload) }),
       this.seam.subscribe(c.returnResults, (payload) => { this.onReturn(payload) }),
-      this.requests.start()
+      this.requests.start(),
+      this.forwarding?.start()
     ])
     await this.presence.rewrite(this).catch((err: unknown) => { this.log.warn({ err }, 'signalr: could not write presence to Redis') })
   }
@@ -129,7 +138,8 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
   /** Every channel this hub has subscribed, for resubscription checks (PUBSUB NUMSUB) and leak tests. */
   subscribedChannels (): string[] {
     const c = this.channels
-    return [c.all, c.groupManagement, c.ack, c.returnResults, c.requests,
+    const forwarding = this.forwarding === undefined ? [] : [this.forwarding.replies, ...this.forwarding.servedChannels()]
+    return [c.all, c.groupManagement, c.ack, c.returnResults, c.requests, ...forwarding,
       ...this.connectionSubs.channels(), ...this.groupSubs.channels(), ...this.userSubs.channels()]
   }
 
@@ -143,7 +153,9 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
       userSubscriptions: this.userSubs.size,
       pendingAcks: this.acks.size,
       pendingResults: this.results.size,
-      pendingRequests: this.requests.pendingCount
+      pendingRequests: this.requests.pendingCount,
+      pendingForwards: this.forwarding?.pendingCount ?? 0,
+      servedForOthers: this.forwarding?.servedChannels().length ?? 0
     }
   }
 
@@ -562,6 +574,7 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     for (const w of this.results.values()) { clearTimeout(w.timer); w.reject(closing) }
     this.results.clear()
     this.requests.close()
+    this.forwarding?.close()
     if (this.starting !== undefined && this.seam.ready) {
       await this.presence.withdraw(this).catch((err: unknown) => { this.log.debug({ err }, 'signalr: presence could not be withdrawn from Redis') })
       await Promise.allSettled(this.subscribedChannels().map(async (ch) => { await this.seam.unsubscribe(ch) }))
