@@ -3,7 +3,7 @@
 // and disconnectTimeout without a poll disposes it (signalr-wire.md §2.3).
 import type { FastifyReply } from 'fastify'
 import type { Connection } from '../connection.js'
-import { ConnectionClosedError } from '../errors.js'
+import { DisconnectTimeoutError } from '../errors.js'
 import type { Transport } from './transport.js'
 
 interface PendingPoll {
@@ -167,7 +167,7 @@ export class LongPollingTransport implements Transport {
       this.ended = true
       this.queue = []
       this.queued = 0
-      this.connection.transportClosed(new ConnectionClosedError('The long polling client did not poll within the disconnect timeout.'))
+      this.connection.transportClosed(new DisconnectTimeoutError('The long polling client did not poll within the disconnect timeout.'))
     }
   }
 }
