@@ -214,6 +214,8 @@ export class Connection implements LifetimeConnection {
   claim (kind: TransportKind): void {
     this.claimed = true
     this.transportKind = kind
+    // Here, in the transport request's handler: its context is the invocation spans' parent
+    this.host.telemetry.transportBound(this)
   }
 
   /** Binds the first transport request; the handshake clock starts now. */
@@ -223,7 +225,6 @@ export class Connection implements LifetimeConnection {
     this.request = request
     this.state = 'handshaking'
     this.handshakeStartedAt = this.lastReceivedAt = this.lastSentAt = Date.now()
-    this.host.telemetry.transportBound(this)
   }
 
   /** Bytes from the client, in any slicing: records are reassembled across reads. */
