@@ -1,5 +1,5 @@
-// The README's Prometheus example (examples/prometheus.ts): the standard SignalR metrics, and
-// ours, scraped from /metrics while the official client uses the hub.
+// The README's observability examples: examples/prometheus.ts (the standard SignalR metrics,
+// and ours, scraped from /metrics while the official client uses the hub) and examples/tracing.ts.
 import { test } from 'tap'
 import { buildMetricsApp } from '../examples/prometheus.js'
 import { connect } from './fixtures/client.js'
@@ -31,4 +31,23 @@ test('GET /metrics serves the SignalR instruments in the Prometheus text format'
   for (const le of ['0.01', '0.02', '0.05', '0.1', '0.2', '0.5', '1', '2', '5', '10', '30', '60', '120', '300', '+Inf']) {
     t.match(text, new RegExp(`^signalr_server_connection_duration_bucket\\{signalr_connection_status="normal_closure",signalr_transport="long_polling",otel_scope_name="fastify-signalr",le="${le.replace('+', '\\+')}"\\} [01]$`, 'm'), `bucket le=${le}`)
   }
+})
+
+test('examples/tracing.ts: a span per hub method call', async (t) => {
+  const { InMemorySpanExporter } = await import('@opentelemetry/sdk-trace-base')
+  const { buildTracedApp } = await import('../examples/tracing.js')
+  const exporter = new InMemorySpanExporter()
+  const app = await buildTracedApp(exporter)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await app.close() })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const client = await connect(t, `http://127.0.0.1:${port}/hubs/echo`, { transport: 'LongPolling' })
+  t.equal(await client.invoke('Echo', 'traced'), 'traced')
+  await client.stop()
+  await until(() => exporter.getFinishedSpans().some((s) => s.name === '/hubs/echo/Echo'))
+  const spans = exporter.getFinishedSpans()
+  const echo = spans.find((s) => s.name === '/hubs/echo/Echo')
+  t.match(echo?.attributes, { 'rpc.system': 'signalr', 'rpc.service': '/hubs/echo', 'rpc.method': 'Echo' })
+  t.equal(spans.filter((s) => s.name === '/hubs/echo/Echo').length, 1, 'one span for one call')
 })
