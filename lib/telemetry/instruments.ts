@@ -20,9 +20,6 @@ export interface Instruments {
   readonly outboundWaiting: ObservableGauge
   readonly slowClientCloses: Counter
   readonly handshakeFailures: Counter
-  readonly backplanePublishes: Counter
-  readonly backplanePublishFailures: Counter
-  readonly backplaneReconnects: Counter
 }
 
 export function createInstruments (meter: Meter): Instruments {
@@ -72,18 +69,6 @@ export function createInstruments (meter: Meter): Instruments {
     handshakeFailures: meter.createCounter('signalr.server.handshake.failures', {
       unit: '{handshake}',
       description: 'Handshakes refused, by hub and reason.'
-    }),
-    backplanePublishes: meter.createCounter('signalr.server.backplane.publishes', {
-      unit: '{message}',
-      description: 'Messages published to the backplane, by hub.'
-    }),
-    backplanePublishFailures: meter.createCounter('signalr.server.backplane.publish_failures', {
-      unit: '{message}',
-      description: 'Backplane publishes that failed, by hub.'
-    }),
-    backplaneReconnects: meter.createCounter('signalr.server.backplane.reconnects', {
-      unit: '{reconnect}',
-      description: 'Times a backplane connection came back after it was lost.'
     })
   }
 }
