@@ -60,11 +60,6 @@ export class HubTelemetry implements ObservedHub {
     return sum
   }
 
-  /** Live connections of this hub that a transport has bound, for the admin view. */
-  get connections (): IterableIterator<Connection> {
-    return this.bound.keys()
-  }
-
   private cached (key: string, make: () => Attributes): Attributes {
     let a = this.attributeCache.get(key)
     if (a === undefined) {
