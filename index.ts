@@ -11,6 +11,7 @@ import { checkName } from './lib/names.js'
 import { resolveHubOptions, resolvePluginOptions, type PluginOptionsInput } from './lib/options.js'
 import { protocolsByName } from './lib/protocol/index.js'
 import { normalizePath, Registry, SignalRView } from './lib/registry.js'
+import { Telemetry, telemetryOptionProblem, type TelemetryOptions } from './lib/telemetry/telemetry.js'
 import { mapHubRoutes } from './lib/transports/routes.js'
 import { HubPathCase } from './lib/transports/path-case.js'
 import { WebSocketUpgrades } from './lib/transports/upgrade.js'
@@ -19,6 +20,12 @@ import type { HubDefinition, HubRouteOptions } from './types/index.js'
 export type FastifySignalROptions = PluginOptionsInput & {
   /** Scale-out for every hub (a hub's own `backplane` replaces it): see fastify-signalr/redis. */
   backplane?: Backplane
+  /**
+   * Where metrics and spans go: a MeterProvider and a TracerProvider. Without it, the global
+   * ones of @opentelemetry/api (no-ops until an SDK registers; metrics are read from the
+   * global provider when the plugin is registered, so register the SDK first).
+   */
+  telemetry?: TelemetryOptions
 }
 
 function checkBackplane (value: unknown): Backplane | undefined {
@@ -45,9 +52,12 @@ function clientPath (scope: FastifyInstance, path: string): string {
 
 const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastifySignalR (fastify, rawOptions) {
   const ours: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(rawOptions ?? {})) if (!FASTIFY_REGISTER_KEYS.has(k) && k !== 'backplane') ours[k] = v
+  for (const [k, v] of Object.entries(rawOptions ?? {})) if (!FASTIFY_REGISTER_KEYS.has(k) && k !== 'backplane' && k !== 'telemetry') ours[k] = v
   const defaultBackplane = checkBackplane(rawOptions?.backplane)
   const defaults = resolvePluginOptions(ours)
+  const telemetryProblem = telemetryOptionProblem(rawOptions?.telemetry)
+  if (telemetryProblem !== undefined) throw new InvalidOptionError("'telemetry'", telemetryProblem)
+  const telemetry = new Telemetry(rawOptions?.telemetry)
   const registry = new Registry(fastify.log)
   const view = new SignalRView(registry)
   // Our own upgrades, not @fastify/websocket's: the application may register that plugin for
@@ -86,7 +96,8 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
       userId: userId ?? undefined,
       forget: (connection) => { registry.forget(connection) },
       asyncapi: typeof asyncapi === 'object' ? asyncapi : undefined,
-      negotiateRedirect: checkRedirect(negotiateRedirect)
+      negotiateRedirect: checkRedirect(negotiateRedirect),
+      telemetry
     })
     mapHubRoutes(this, path, mapped, registry, upgrades, {
       onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort, logLevel, config, constraints
@@ -99,6 +110,7 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
   // Before the server stops taking requests: every connection gets its Close message, then
   // what is left of the sockets is cut
   fastify.addHook('preClose', async function () {
+    telemetry.shuttingDown = true
     await registry.closeAll()
     await upgrades.close()
     pathCase.detach()

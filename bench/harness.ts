@@ -21,7 +21,7 @@ export class HarnessError extends Error {}
 // ---------------------------------------------------------------------------------------
 // Peers
 
-export type PeerId = 'ours' | 'ws' | 'socketio' | 'aspnetcore'
+export type PeerId = 'ours' | 'ours-otel' | 'ws' | 'socketio' | 'aspnetcore'
 
 export interface PeerSpec {
   id: PeerId
@@ -33,6 +33,8 @@ export interface PeerSpec {
 
 export const PEERS: PeerSpec[] = [
   { id: 'ours', label: 'fastify-signalr', family: 'signalr', unsupported: () => undefined },
+  // Ours again with the OpenTelemetry SDK registered: its ratio to ours is the SDK's cost
+  { id: 'ours-otel', label: 'fastify-signalr + OTel SDK', family: 'signalr', unsupported: () => undefined },
   {
     id: 'ws',
     label: 'ws (floor)',
@@ -75,6 +77,7 @@ function serverArgv (peer: PeerId, nodeArgs: string[], imports: string[], redisP
   const tsxServer = (file: string): string[] => [process.execPath, ...nodeArgs, '--import', 'tsx', ...imports.flatMap((i) => ['--import', i]), `bench/servers/${file}`]
   switch (peer) {
     case 'ours': return tsxServer('fastify-signalr.ts')
+    case 'ours-otel': return tsxServer('fastify-signalr-otel.ts')
     case 'ws': return tsxServer('ws.ts')
     case 'socketio': return tsxServer('socketio.ts')
     case 'aspnetcore': return ['dotnet', ASPNET_DLL, '--urls', 'http://127.0.0.1:0', ...(redisPort === undefined ? [] : ['--Redis', `127.0.0.1:${redisPort}`])]

@@ -116,7 +116,7 @@ export function detailsTable (scenarios: ScenarioSpec[], peers: PeerSpec[], resu
 // SVG: one panel per scenario (its headline metric), one bar per peer, each panel scaled to
 // its own largest value.
 
-const COLORS: Record<PeerId, string> = { ours: '#2563eb', ws: '#9ca3af', socketio: '#d97706', aspnetcore: '#7c3aed' }
+const COLORS: Record<PeerId, string> = { ours: '#2563eb', 'ours-otel': '#60a5fa', ws: '#9ca3af', socketio: '#d97706', aspnetcore: '#7c3aed' }
 
 function esc (s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')

@@ -4,7 +4,7 @@
 import { randomFillSync } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import {
-  ClientResultError, ClientResultRejectedError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, HandshakeError, HubError,
+  ClientResultError, ClientResultRejectedError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, DisconnectTimeoutError, HandshakeError, HubError,
   OutboundBufferFullError, SendTimeoutError, UnserializableMessageError
 } from './errors.js'
 import type { LifetimeConnection } from './lifetime/hub-lifetime-manager.js'
@@ -16,6 +16,7 @@ import { parseHandshakeRequest, writeHandshakeResponse } from './protocol/handsh
 import type { HubProtocol } from './protocol/hub-protocol.js'
 import { MessageType, type CompletionMessage, type HubMessage, type InvocationMessage } from './protocol/messages.js'
 import { SerializedMessage } from './protocol/serialized-message.js'
+import type { HandshakeFailure, HubTelemetry, Traffic } from './telemetry/hub-telemetry.js'
 import type { Transport, TransportKind } from './transports/transport.js'
 
 export type ConnectionState = 'negotiated' | 'handshaking' | 'connected' | 'closed'
@@ -25,6 +26,7 @@ export interface ConnectionHost {
   readonly options: ResolvedHubOptions
   readonly protocols: ReadonlyMap<string, HubProtocol>
   readonly log: FastifyBaseLogger
+  readonly telemetry: HubTelemetry
   /** After a successful handshake. */
   onEstablished (connection: Connection): void
   onMessages (connection: Connection, messages: HubMessage[]): void
@@ -107,6 +109,8 @@ export class Connection implements LifetimeConnection {
   statefulReconnect = false
   /** Set when a transport request has claimed the connection, before it is attached. */
   claimed = false
+  /** The hub's counters for this connection's protocol, from the handshake on. */
+  private traffic: Traffic | undefined
 
   /** Made when someone first asks for the signal: most connections never need one. */
   private abortController: AbortController | undefined
@@ -210,6 +214,8 @@ export class Connection implements LifetimeConnection {
   claim (kind: TransportKind): void {
     this.claimed = true
     this.transportKind = kind
+    // Here, in the transport request's handler: its context is the invocation spans' parent
+    this.host.telemetry.transportBound(this)
   }
 
   /** Binds the first transport request; the handshake clock starts now. */
@@ -270,6 +276,10 @@ export class Connection implements LifetimeConnection {
       messages = result.messages
       read = result.read
       this.inbound.consume(result.consumed, read >= budget && result.consumed < data.length)
+      if (this.traffic !== undefined) {
+        this.traffic.messagesReceived += read
+        this.traffic.bytesReceived += result.consumed
+      }
     } catch (err) {
       this.log.warn({ err }, 'signalr: closing a connection that sent an invalid message')
       this.inbound.clear()
@@ -352,7 +362,7 @@ export class Connection implements LifetimeConnection {
     try {
       parsed = parseHandshakeRequest(this.inbound.take(), this.host.options.maximumReceiveMessageSize)
     } catch (err) {
-      this.rejectHandshake((err as Error).message)
+      this.rejectHandshake((err as Error).message, 'invalid')
       return false
     }
     if (parsed.request === undefined) {
@@ -363,15 +373,15 @@ export class Connection implements LifetimeConnection {
     const { protocol: name, version } = parsed.request
     const protocol = this.host.protocols.get(name.toLowerCase())
     if (protocol === undefined) {
-      this.rejectHandshake(`The protocol '${name}' is not supported.`)
+      this.rejectHandshake(`The protocol '${name}' is not supported.`, 'unsupported_protocol')
       return false
     }
     if (version > protocol.version) {
-      this.rejectHandshake(`The server does not support version ${version} of the '${name}' protocol.`)
+      this.rejectHandshake(`The server does not support version ${version} of the '${name}' protocol.`, 'unsupported_version')
       return false
     }
     if (protocol.transferFormat === 'Binary' && this.transport?.kind === 'ServerSentEvents') {
-      this.rejectHandshake(`Cannot use the '${name}' protocol on the current transport. The transport does not support 'Binary' transfer format.`)
+      this.rejectHandshake(`Cannot use the '${name}' protocol on the current transport. The transport does not support 'Binary' transfer format.`, 'unsupported_transfer_format')
       return false
     }
     this.protocol = protocol
@@ -385,11 +395,13 @@ export class Connection implements LifetimeConnection {
     // The .NET server sets the transfer format before it answers, so a MessagePack
     // connection gets its `{}` in a binary frame
     this.sendFrame(writeHandshakeResponse())
+    this.traffic = this.host.telemetry.trafficFor(protocol.name)
     this.host.onEstablished(this)
     return true
   }
 
-  private rejectHandshake (reason: string): void {
+  private rejectHandshake (reason: string, failure: HandshakeFailure): void {
+    this.host.telemetry.handshakeFailed(this, failure)
     this.log.warn({ reason }, 'signalr: handshake rejected')
     this.sendFrame(writeHandshakeResponse(reason))
     this.close({ error: new HandshakeError(reason) })
@@ -439,6 +451,11 @@ export class Connection implements LifetimeConnection {
     return (this.transport?.bufferedBytes() ?? 0) + (this.reconnect?.waitingBytes ?? 0)
   }
 
+  /** What the client has left unread (see unreadBytes): for telemetry and the admin view. */
+  get bytesWaiting (): number {
+    return this.unreadBytes()
+  }
+
   /**
    * The hard bound on a slow consumer: far past what the send-timeout check tolerates, the
    * connection is cut at once instead of growing the server's memory. Only what was unread
@@ -458,6 +475,10 @@ export class Connection implements LifetimeConnection {
     const transport = this.transport
     if (transport === undefined || this.overHardCap()) return
     this.lastSentAt = Date.now()
+    if (this.traffic !== undefined) {
+      this.traffic.messagesSent++
+      this.traffic.bytesSent += bytes.length
+    }
     transport.send(bytes, this.binary)
   }
 
@@ -702,14 +723,14 @@ export class Connection implements LifetimeConnection {
       case 'handshaking':
         this.transport?.tick?.(now)
         if (this.state !== 'handshaking') return
-        if (now - this.handshakeStartedAt > o.handshakeTimeout) this.rejectHandshake('Handshake was canceled.')
+        if (now - this.handshakeStartedAt > o.handshakeTimeout) this.rejectHandshake('Handshake was canceled.', 'timeout')
         return
       case 'connected': {
         const transport = this.transport
         if (transport === undefined) {
           if (now - (this.detachedAt ?? now) > o.disconnectTimeout) {
             this.log.info('signalr: the client did not come back in time for a stateful reconnect')
-            this.finish(new ConnectionClosedError('The client did not reconnect within the disconnect timeout.'))
+            this.finish(new DisconnectTimeoutError('The client did not reconnect within the disconnect timeout.'))
           }
           return
         }

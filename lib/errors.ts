@@ -56,6 +56,13 @@ export const UnserializableMessageError = createError<[string, string, { cause: 
 export const ConnectionClosedError = createError<[string]>(
   'FST_SIGNALR_CONNECTION_CLOSED', '%s', NO_STATUS)
 
+/**
+ * The client stayed away past disconnectTimeout (no poll, or no stateful reconnect): a
+ * ConnectionClosedError that telemetry reports as a timeout.
+ */
+export const DisconnectTimeoutError = createError<[string]>(
+  'FST_SIGNALR_DISCONNECT_TIMEOUT', '%s', NO_STATUS, ConnectionClosedError as unknown as ErrorConstructor)
+
 export const ClientResultError = createError<[string]>(
   'FST_SIGNALR_CLIENT_RESULT', '%s', 500)
 

@@ -4,6 +4,7 @@
 import type { Connection } from '../connection.js'
 import { HubError } from '../errors.js'
 import { Fifo } from '../fifo.js'
+import type { InvocationOutcome } from '../telemetry/invocation.js'
 import {
   MessageType, type CompletionMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage
 } from '../protocol/messages.js'
@@ -281,14 +282,20 @@ export class Dispatcher {
     }
     const streamIds = m.streamIds ?? []
     for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
+    const observed = connection.host.telemetry.startInvocation(connection, method.name, 'invocation')
+    let outcome: InvocationOutcome = 'ok'
+    let failure: unknown
     try {
       if (method.authorize !== undefined && !await this.authorized(connection, ctx, method, m.arguments)) {
+        outcome = 'unauthorized'
         if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Failed to invoke '${m.target}' because user is unauthorized` })
         return
       }
-      const result = await method.handler(ctx, ...m.arguments, ...uploads)
+      const result = await observed.run(() => method.handler(ctx, ...m.arguments, ...uploads))
       if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, result, hasResult: true })
     } catch (err) {
+      outcome = 'error'
+      failure = err
       connection.logRepeatable('error', 'method-threw', { err, method: m.target }, 'signalr: hub method threw')
       if (id !== undefined) {
         this.sendCompletion(connection, {
@@ -296,6 +303,7 @@ export class Dispatcher {
         })
       }
     } finally {
+      observed.end(outcome, failure)
       connection.touch()
       for (let i = 0; i < uploads.length; i++) {
         state.uploads.delete(streamIds[i])
@@ -336,22 +344,29 @@ export class Dispatcher {
     for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
     let iterator: AsyncIterator<unknown> | undefined
     let error: string | undefined
+    const observed = connection.host.telemetry.startInvocation(connection, method.name, 'stream')
+    let outcome: InvocationOutcome = 'ok'
+    let failure: unknown
     try {
       if (method.authorize !== undefined && !await this.authorized(connection, ctx, method, m.arguments)) {
         error = `Failed to invoke '${m.target}' because user is unauthorized`
+        outcome = 'unauthorized'
         return
       }
       let iterable: unknown
       try {
-        iterable = await method.handler(ctx, ...m.arguments, ...uploads)
+        iterable = await observed.run(() => method.handler(ctx, ...m.arguments, ...uploads))
       } catch (err) {
         // No stream exists yet: ASP.NET Core answers as for a failed invoke
         connection.logRepeatable('error', 'method-threw', { err, method: m.target }, 'signalr: hub method threw')
         error = this.errorText(m, err, `An unexpected error occurred invoking '${m.target}' on the server.`)
+        outcome = 'error'
+        failure = err
         return
       }
       if (!isAsyncIterable(iterable)) {
         error = `The value returned by the streaming method '${m.target}' is not a ChannelReader<> or IAsyncEnumerable<>.`
+        outcome = 'error'
         return
       }
       iterator = iterable[Symbol.asyncIterator]()
@@ -360,7 +375,8 @@ export class Dispatcher {
         else signal.addEventListener('abort', () => resolve(ABORTED), { once: true })
       })
       while (true) {
-        const next = await Promise.race([iterator.next(), aborted])
+        const it = iterator
+        const next = await Promise.race([observed.run(() => it.next()), aborted])
         if (next === ABORTED || next.done === true) break
         connection.send({ type: MessageType.StreamItem, invocationId: id, item: next.value })
         await connection.writable()
@@ -370,6 +386,8 @@ export class Dispatcher {
       if (!signal.aborted) {
         connection.logRepeatable('error', 'stream-threw', { err, method: m.target }, 'signalr: streaming hub method threw')
         error = this.errorText(m, err, 'An error occurred on the server while streaming results.')
+        outcome = 'error'
+        failure = err
       }
     } finally {
       state.streams.delete(id)
@@ -382,6 +400,7 @@ export class Dispatcher {
       this.sendCompletion(connection, error === undefined
         ? { type: MessageType.Completion, invocationId: id, hasResult: false }
         : { type: MessageType.Completion, invocationId: id, error })
+      observed.end(outcome === 'ok' && signal.aborted ? 'cancelled' : outcome, failure)
       if (iterator?.return !== undefined) {
         // return() runs the generator's finally blocks
         iterator.return().catch((err: unknown) => connection.log.debug({ err }, 'signalr: stream cleanup threw'))

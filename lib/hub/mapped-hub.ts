@@ -8,6 +8,8 @@ import type { ResolvedHubOptions } from '../options.js'
 import type { HubProtocol } from '../protocol/hub-protocol.js'
 import type { HubMessage } from '../protocol/messages.js'
 import { protocolsByName } from '../protocol/index.js'
+import { HubTelemetry } from '../telemetry/hub-telemetry.js'
+import type { Telemetry } from '../telemetry/telemetry.js'
 import { describeHub } from './asyncapi.js'
 import { ClientChecks } from './client-checks.js'
 import type { CompiledHub } from './define-hub.js'
@@ -29,6 +31,8 @@ export interface MappedHubInit {
   /** What the hub's AsyncAPI document says about itself. */
   asyncapi?: AsyncApiOptions
   negotiateRedirect?: HubRouteOptions['negotiateRedirect']
+  /** The plugin's observer; the hub reports to it under its path. */
+  telemetry: Telemetry
 }
 
 export class MappedHub implements ConnectionHost, ContextHost {
@@ -41,6 +45,7 @@ export class MappedHub implements ConnectionHost, ContextHost {
   readonly dispatcher: Dispatcher
   readonly clientChecks: ClientChecks
   readonly definition: CompiledHub['definition']
+  readonly telemetry: HubTelemetry
   private readonly resolveUserId: UserIdResolver | undefined
   readonly negotiateRedirect: HubRouteOptions['negotiateRedirect']
   private readonly forget: (connection: Connection) => void
@@ -55,6 +60,7 @@ export class MappedHub implements ConnectionHost, ContextHost {
     this.negotiateRedirect = init.negotiateRedirect
     this.forget = init.forget
     this.definition = init.hub.definition
+    this.telemetry = new HubTelemetry(init.telemetry, init.path, this.protocols.keys())
     this.clientChecks = new ClientChecks(init.hub.client, init.options.validateClientArguments, init.log)
     const describe = describeHub({
       path: init.path, definition: init.hub.definition, transports: init.options.transports, protocols: init.options.protocols, info: init.asyncapi ?? {}
@@ -82,6 +88,7 @@ export class MappedHub implements ConnectionHost, ContextHost {
         connection.log.error({ err }, 'signalr: the userId resolver threw; the connection has no user')
       }
     }
+    this.telemetry.connectionOpened(connection)
     this.dispatcher.prepare(connection)
     this.lifetime.onConnected(connection)
       .then(async () => { await this.dispatcher.connected(connection) })
@@ -97,6 +104,7 @@ export class MappedHub implements ConnectionHost, ContextHost {
 
   onClosed (connection: Connection, error: Error | undefined, established: boolean): void {
     this.forget(connection)
+    this.telemetry.connectionClosed(connection, error, established)
     if (!established) return
     if (error !== undefined) connection.log.debug({ err: error }, 'signalr: connection closed with an error')
     this.lifetime.onDisconnected(connection)

@@ -2,7 +2,7 @@
 // so far, or waits for one up to longPollTimeout. Between polls the connection is inactive,
 // and disconnectTimeout without a poll disposes it (signalr-wire.md §2.3).
 import type { Connection } from '../connection.js'
-import { ConnectionClosedError } from '../errors.js'
+import { DisconnectTimeoutError } from '../errors.js'
 import type { Transport } from './transport.js'
 
 /**
@@ -178,7 +178,7 @@ export class LongPollingTransport implements Transport {
       this.ended = true
       this.queue = []
       this.queued = 0
-      this.connection.transportClosed(new ConnectionClosedError('The long polling client did not poll within the disconnect timeout.'))
+      this.connection.transportClosed(new DisconnectTimeoutError('The long polling client did not poll within the disconnect timeout.'))
     }
   }
 }

@@ -1,0 +1,59 @@
+// The plugin instance's observer: one Meter and one Tracer, the instruments, and the hubs
+// whose counts the asynchronous instruments read at collection time. Without an
+// OpenTelemetry SDK every call lands on the API's no-op objects, and the per-message work
+// is a few integer additions on plain objects.
+import { metrics, trace, type Attributes, type MeterProvider, type TracerProvider, type Tracer } from '@opentelemetry/api'
+import { createInstruments, type Instruments } from './instruments.js'
+
+export const INSTRUMENTATION_SCOPE = 'fastify-signalr'
+
+export interface TelemetryOptions {
+  /** Where metrics go; the global MeterProvider when absent (read when the plugin is registered). */
+  meterProvider?: MeterProvider
+  /** Where spans go; the global TracerProvider when absent (a proxy: an SDK registered later still counts). */
+  tracerProvider?: TracerProvider
+}
+
+/** What the asynchronous instruments read from each hub. */
+export interface ObservedHub {
+  observeTraffic (report: (kind: 'messagesReceived' | 'messagesSent' | 'bytesReceived' | 'bytesSent', value: number, attributes: Attributes) => void): void
+  readonly outboundWaiting: number
+  readonly attributes: Attributes
+}
+
+export class Telemetry {
+  readonly instruments: Instruments
+  readonly tracer: Tracer
+  /** Set by the plugin's preClose: connections that end from now on end with app_shutdown. */
+  shuttingDown = false
+  private readonly hubs: ObservedHub[] = []
+
+  constructor (options: TelemetryOptions = {}) {
+    const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(INSTRUMENTATION_SCOPE)
+    this.tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(INSTRUMENTATION_SCOPE)
+    this.instruments = createInstruments(meter)
+    const i = this.instruments
+    // One batch callback for every hub: collection walks the hubs once
+    meter.addBatchObservableCallback((result) => {
+      for (const hub of this.hubs) {
+        hub.observeTraffic((kind, value, attributes) => { result.observe(i[kind], value, attributes) })
+        result.observe(i.outboundWaiting, hub.outboundWaiting, hub.attributes)
+      }
+    }, [i.messagesReceived, i.messagesSent, i.bytesReceived, i.bytesSent, i.outboundWaiting])
+  }
+
+  observe (hub: ObservedHub): void {
+    this.hubs.push(hub)
+  }
+}
+
+/** Checks the `telemetry` plugin option; returns an error text, or undefined when it is fine. */
+export function telemetryOptionProblem (value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null) return 'must be an object with meterProvider and/or tracerProvider'
+  const o = value as Record<string, unknown>
+  for (const k of Object.keys(o)) if (k !== 'meterProvider' && k !== 'tracerProvider') return `has an unknown key '${k}'`
+  if (o.meterProvider !== undefined && typeof (o.meterProvider as MeterProvider).getMeter !== 'function') return 'meterProvider must have getMeter()'
+  if (o.tracerProvider !== undefined && typeof (o.tracerProvider as TracerProvider).getTracer !== 'function') return 'tracerProvider must have getTracer()'
+  return undefined
+}
