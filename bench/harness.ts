@@ -43,7 +43,7 @@ export const PEERS: PeerSpec[] = [
     id: 'socketio',
     label: 'Socket.IO 4',
     family: 'socketio',
-    unsupported: (s) => s.protocol === 'messagepack' ? 'needs socket.io-msgpack-parser (not installed)' : undefined
+    unsupported: () => undefined
   },
   { id: 'aspnetcore', label: 'ASP.NET Core', family: 'signalr', unsupported: () => undefined }
 ]

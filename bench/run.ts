@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import {
   AddressPool, FULL, HarnessError, PEERS, QUICK, ROOT, SCENARIOS, prepareAspNet, runScenario, scenarioBoundMs, startRedisFleet, startServer,
-  type PeerId, type PeerSpec, type ServerHandle
+  type PeerId, type PeerSpec, type ScenarioSpec, type ServerHandle
 } from './harness.js'
 import { detailsTable, markdownTable, svgChart, type Outcome, type Results } from './report.js'
 
@@ -67,15 +67,18 @@ const results: Results = new Map()
 const addresses = new AddressPool()
 // Quick runs keep one server per peer for every scenario; full runs start a fresh one per
 // scenario so each is measured alone (and idle memory starts from a clean process)
-const shared = new Map<PeerId, ServerHandle>()
+const shared = new Map<string, ServerHandle>()
 
-async function serverFor (peer: PeerSpec, kind: string): Promise<ServerHandle> {
-  if (kind === 'broadcast-redis') return await startRedisFleet(peer)
-  if (!quick) return await startServer(peer)
-  const existing = shared.get(peer.id)
+async function serverFor (peer: PeerSpec, scenario: ScenarioSpec): Promise<ServerHandle> {
+  if (scenario.kind === 'broadcast-redis') return await startRedisFleet(peer)
+  // Socket.IO takes one parser per server: MessagePack scenarios get a server of their own
+  const options = peer.id === 'socketio' && scenario.protocol === 'messagepack' ? { env: { SIO_PARSER: 'msgpack' } } : {}
+  if (!quick) return await startServer(peer, options)
+  const key = `${peer.id}${options.env === undefined ? '' : '/msgpack'}`
+  const existing = shared.get(key)
   if (existing !== undefined && existing.exitCode === undefined) return existing
-  const s = await startServer(peer)
-  shared.set(peer.id, s)
+  const s = await startServer(peer, options)
+  shared.set(key, s)
   return s
 }
 
@@ -101,7 +104,7 @@ for (const scenario of runOrder) {
     const t0 = Date.now()
     let server: ServerHandle | undefined
     try {
-      server = await serverFor(peer, scenario.kind)
+      server = await serverFor(peer, scenario)
       const m = await runScenario(server, scenario, settings, addresses)
       byPeer.set(peer.id, { kind: 'ok', m })
       const figure = m.kbPerConnection !== undefined
@@ -115,7 +118,7 @@ for (const scenario of runOrder) {
       console.error(`  ${scenario.id.padEnd(18)} ${peer.label.padEnd(16)} FAILED: ${err.message}`)
       if (server !== undefined && quick) {
         await server.stop()
-        shared.delete(peer.id)
+        for (const [key, h] of shared) if (h === server) shared.delete(key)
       }
     } finally {
       if (!quick || scenario.kind === 'broadcast-redis') await server?.stop()
@@ -146,7 +149,7 @@ const md = [
   '',
   table,
   '',
-  'n/a: the peer cannot do it (raw ws has no HTTP transport; Socket.IO is measured with its default JSON parser).',
+  'n/a: the peer cannot do it (raw ws has no HTTP transport). Socket.IO\'s MessagePack rows use socket.io-msgpack-parser.',
   ...(skipLines.length > 0 ? ['', ...skipLines] : []),
   '',
   '## Details',
