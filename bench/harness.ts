@@ -314,6 +314,7 @@ export const SCENARIOS: ScenarioSpec[] = [
   { id: 'echo-msgpack', title: 'Echo, WebSockets, MessagePack', kind: 'echo', transport: 'ws', protocol: 'messagepack' },
   { id: 'broadcast-json', title: 'Broadcast, WebSockets, JSON', kind: 'broadcast', transport: 'ws', protocol: 'json' },
   { id: 'broadcast-msgpack', title: 'Broadcast, WebSockets, MessagePack', kind: 'broadcast', transport: 'ws', protocol: 'messagepack' },
+  { id: 'broadcast-10k', title: 'Broadcast to 10,000 receivers, WebSockets, JSON', kind: 'broadcast', transport: 'ws', protocol: 'json', connections: 10_000 },
   { id: 'broadcast-redis', title: 'Broadcast over Redis, 2 server processes, WebSockets, JSON', kind: 'broadcast-redis', transport: 'ws', protocol: 'json' },
   { id: 'idle', title: 'Idle WebSocket connections', kind: 'idle', transport: 'ws', protocol: 'json' },
   { id: 'connect', title: 'Connect rate (negotiate + WebSocket + handshake)', kind: 'connect', transport: 'ws', protocol: 'json' },
@@ -483,7 +484,7 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
       // Over Redis, receivers are spread over both processes and the sender talks to the first
       const receivers = s.kind === 'broadcast-redis' ? Math.max(2, st.broadcast.receivers) : st.broadcast.receivers
       const target = (i: number): ServerHandle => (s.kind === 'broadcast-redis' && i % 2 === 1 ? server.second ?? server : server)
-      loaders = split(st.broadcast.connections, receivers).map((n, i) =>
+      loaders = split(s.connections ?? st.broadcast.connections, receivers).map((n, i) =>
         spawnClient({ ...baseConfig(target(i), s, st, 'broadcast-receive'), connections: n, concurrency: 50 }, `receiver${i}`))
       sender = spawnClient({ ...baseConfig(server, s, st, 'broadcast-send'), connections: 1, concurrency: 1 }, 'sender')
       break

@@ -30,7 +30,8 @@ function rowsFor (s: ScenarioSpec): Row[] {
       return [
         { scenario: s, metric: 'rate', label: 'deliveries/s', better: 'higher' },
         { scenario: s, metric: 'p50Ms', label: 'p50 send→receipt, ms', better: 'lower' },
-        { scenario: s, metric: 'p99Ms', label: 'p99 send→receipt, ms', better: 'lower' }
+        { scenario: s, metric: 'p99Ms', label: 'p99 send→receipt, ms', better: 'lower' },
+        { scenario: s, metric: 'cpuUsPerDelivery', label: 'server CPU per delivery, µs', better: 'lower' }
       ]
     case 'broadcast-redis':
       return [

@@ -166,7 +166,7 @@ const md = [
   '',
   details,
   '',
-  `![chart](${quick ? 'quick' : 'latest'}.svg)`,
+  `![chart](${listArg('out')?.[0] ?? (quick ? 'quick' : 'latest')}.svg)`,
   ''
 ].join('\n')
 
@@ -174,7 +174,8 @@ log('')
 log(table)
 log('')
 const outDir = `${ROOT}bench/results`
-const base = quick ? 'quick' : 'latest'
+// --out=name writes bench/results/name.{md,svg,json} instead (a partial run beside latest.md)
+const base = listArg('out')?.[0] ?? (quick ? 'quick' : 'latest')
 mkdirSync(outDir, { recursive: true })
 writeFileSync(`${outDir}/${base}.md`, md)
 writeFileSync(`${outDir}/${base}.svg`, svgChart(scenarios, peers, results, `${quick ? 'quick smoke run' : 'full run'}, ${new Date().toISOString().slice(0, 10)}, ${machine}, Node ${process.version}`))
