@@ -403,8 +403,9 @@ export function scenarioBoundMs (s: ScenarioSpec, st: Settings): number {
   const fixed = 60_000 + st.warmupMs + st.graceMs // connect phase, start-up, teardown
   switch (s.kind) {
     case 'echo': return fixed + (s.transport === 'lp' ? st.lp.durationMs : st.echo.durationMs)
+    // broadcast-10k: its connect phase grows with the receivers (a few hundred a second on a loaded machine)
     case 'broadcast':
-    case 'broadcast-redis': return fixed + st.broadcast.durationMs
+    case 'broadcast-redis': return fixed + st.broadcast.durationMs + (s.connections ?? 0) * 12
     case 'idle': return fixed + 60_000 + st.idle.settleMs
     case 'connect': return fixed + st.connect.durationMs
     // Connecting at a few thousand a second on a busy machine, then sampling and closing
@@ -485,7 +486,7 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
       const receivers = s.kind === 'broadcast-redis' ? Math.max(2, st.broadcast.receivers) : st.broadcast.receivers
       const target = (i: number): ServerHandle => (s.kind === 'broadcast-redis' && i % 2 === 1 ? server.second ?? server : server)
       loaders = split(s.connections ?? st.broadcast.connections, receivers).map((n, i) =>
-        spawnClient({ ...baseConfig(target(i), s, st, 'broadcast-receive'), connections: n, concurrency: 50 }, `receiver${i}`))
+        spawnClient({ ...baseConfig(target(i), s, st, 'broadcast-receive'), connections: n, concurrency: 50, connectPhaseMs: baseConfig(server, s, st, 'idle').connectPhaseMs + (s.connections ?? 0) * 10 }, `receiver${i}`))
       sender = spawnClient({ ...baseConfig(server, s, st, 'broadcast-send'), connections: 1, concurrency: 1 }, 'sender')
       break
     }

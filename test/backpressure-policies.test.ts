@@ -17,12 +17,11 @@ import { defineHub, type HubContext } from '../index.js'
 import { readInvocation, writeInvocation } from '../lib/lifetime/redis/codec.js'
 import { redisBackplane } from '../lib/lifetime/redis/index.js'
 import { registryOf } from '../lib/registry.js'
-import { upgradesOf } from '../lib/transports/upgrade.js'
 import { connect, record, type signalR } from './fixtures/client.js'
 import { startServer } from './fixtures/server.js'
+import { openRawJson, serverSocketOf } from './fixtures/raw-json.js'
 import { redisClient, redisMissing, startRedis } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
-import { HANDSHAKE_OK, handshake, negotiate } from './fixtures/wire.js'
 
 const path = '/hubs/policies'
 const MAX_BUFFER = 64 * 1024
@@ -45,15 +44,8 @@ interface RawReader {
 }
 
 async function rawReader (base: string): Promise<RawReader> {
-  const neg = await negotiate(base, path)
-  const ws = new WebSocket(`${base.replace('http', 'ws')}${path}?id=${neg.connectionToken}`)
-  const r: RawReader = { ws, connectionId: neg.connectionId, token: neg.connectionToken, calls: [] }
-  await new Promise<void>((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-  ws.send(handshake('json'))
-  await new Promise<void>((resolve, reject) => {
-    ws.once('message', (data: Buffer) => { data.equals(HANDSHAKE_OK) ? resolve() : reject(new Error('bad handshake reply')) })
-  })
-  ws.on('message', (data: Buffer) => {
+  const r: RawReader = { ...await openRawJson(base, path), calls: [] }
+  r.ws.on('message', (data: Buffer) => {
     for (const text of data.toString().split('\u001e')) {
       if (text === '') continue
       const m = JSON.parse(text) as { type: number, target?: string, arguments?: unknown[] }
@@ -61,14 +53,6 @@ async function rawReader (base: string): Promise<RawReader> {
     }
   })
   return r
-}
-
-function serverSocket (app: FastifyInstance, client: WebSocket): ServerSocket {
-  const port = (client as unknown as { _socket: { localPort: number } })._socket.localPort
-  for (const s of upgradesOf(app.signalr).clients()) {
-    if ((s as unknown as { _socket: { remotePort: number } })._socket.remotePort === port) return s
-  }
-  throw new Error('no server socket for that client')
 }
 
 function tcp (ws: WebSocket): { pause: () => void, resume: () => void } {
@@ -108,7 +92,7 @@ async function setup (t: T, fastCount = 3, redis?: Awaited<ReturnType<typeof sta
   const stalled = await rawReader(base)
   t.teardown(() => { stalled.ws.terminate() })
   await app.signalr.hub(path).groups.add(stalled.connectionId, 'g')
-  const stalledSocket = serverSocket(app, stalled.ws)
+  const stalledSocket = serverSocketOf(app, stalled.ws)
   tcp(stalled.ws).pause()
   // Fill the kernel's buffers, then hold more than transportMaxBufferSize in the server
   const chunk = 'f'.repeat(8 * 1024)

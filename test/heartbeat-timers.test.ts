@@ -5,21 +5,15 @@
 // setTimeout/setInterval made while 201 connections are pinged (ref'd or not).
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'tap'
-import WebSocket from 'ws'
+import type WebSocket from 'ws'
+import { openRawJson } from './fixtures/raw-json.js'
 import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
-import { HANDSHAKE_OK, handshake, negotiate } from './fixtures/wire.js'
 
 const path = '/hubs/scenario'
 
 async function idleClient (base: string, pings: { count: number }): Promise<WebSocket> {
-  const neg = await negotiate(base, path)
-  const ws = new WebSocket(`${base.replace('http', 'ws')}${path}?id=${neg.connectionToken}`)
-  await new Promise<void>((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-  ws.send(handshake('json'))
-  await new Promise<void>((resolve, reject) => {
-    ws.once('message', (data: Buffer) => { data.equals(HANDSHAKE_OK) ? resolve() : reject(new Error('bad handshake reply')) })
-  })
+  const { ws } = await openRawJson(base, path)
   ws.on('message', (data: Buffer) => { if (data.toString().includes('"type":6')) pings.count++ })
   return ws
 }
