@@ -86,6 +86,20 @@ const DRAIN_POLL_MS = 5
  */
 const NOT_DRAINING_MS = 500
 let resultCounter = 0
+/**
+ * One Ping per protocol, written once: the heartbeat pings every connection each
+ * keepAliveInterval, and at tens of thousands of connections serialising it each time showed
+ * as event-loop delay. The bytes are only ever read.
+ */
+const pingBytes = new WeakMap<HubProtocol, Buffer>()
+function ping (protocol: HubProtocol): Buffer {
+  let bytes = pingBytes.get(protocol)
+  if (bytes === undefined) {
+    bytes = protocol.write({ type: MessageType.Ping })
+    pingBytes.set(protocol, bytes)
+  }
+  return bytes
+}
 
 export class Connection implements LifetimeConnection {
   readonly connectionId: string
@@ -783,7 +797,7 @@ export class Connection implements LifetimeConnection {
         if (this.state !== 'connected') return
         if (!transport.inherentKeepAlive) {
           if (now - this.lastSentAt >= o.keepAliveInterval) {
-            this.sendFrame((this.protocol as HubProtocol).write({ type: MessageType.Ping }))
+            this.sendFrame(ping(this.protocol as HubProtocol))
           }
           // Armed only once the client has pinged, and paused while its messages cannot be taken
           if (this.clientTimeoutArmed && this.timeoutPauses === 0 && now - this.lastReceivedAt > o.clientTimeoutInterval) {
