@@ -15,6 +15,16 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const HUB_PATH = '/hubs/scenario'
 // Raise the descriptor limit for the exec'd program: 65536 if allowed, else the hard limit
 const ULIMIT = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"'
+/** The same for a server that must hold `n` sockets. */
+const ulimitFor = (n: number): string => `ulimit -n ${n} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`
+
+/** The descriptor limit a child of this process can raise itself to (its hard limit). */
+export function hardFdLimit (): number {
+  const out = spawnSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout?.trim()
+  return out === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(out)
+}
+/** Descriptors a scale server needs beyond one per connection (listeners, stdio, the loop). */
+export const FD_HEADROOM = 1024
 
 export class HarnessError extends Error {}
 
@@ -31,6 +41,17 @@ export interface PeerSpec {
   unsupported: (s: ScenarioSpec) => string | undefined
 }
 
+/** The scale scenarios run on ours and on the floor; the idle scenario compares every peer. */
+const scaleOnly = (s: ScenarioSpec): string | undefined => s.kind === 'scale' ? 'the scale scenarios compare ours with the raw ws floor' : undefined
+
+/** Why this machine cannot run a scale scenario: one process must hold every connection's descriptor. */
+export function scaleUnsupported (s: ScenarioSpec): string | undefined {
+  if (s.kind !== 'scale') return undefined
+  const need = (s.connections ?? 0) + FD_HEADROOM
+  const hard = hardFdLimit()
+  return hard < need ? `needs ${need} file descriptors in one process; the hard limit here is ${hard} (raise it with ulimit -Hn or LimitNOFILE, which needs CAP_SYS_RESOURCE)` : undefined
+}
+
 export const PEERS: PeerSpec[] = [
   { id: 'ours', label: 'fastify-signalr', family: 'signalr', unsupported: () => undefined },
   // Ours again with the OpenTelemetry SDK registered: its ratio to ours is the SDK's cost
@@ -45,9 +66,9 @@ export const PEERS: PeerSpec[] = [
     id: 'socketio',
     label: 'Socket.IO 4',
     family: 'socketio',
-    unsupported: (s) => s.protocol === 'messagepack' ? 'needs socket.io-msgpack-parser (not installed)' : undefined
+    unsupported: scaleOnly
   },
-  { id: 'aspnetcore', label: 'ASP.NET Core', family: 'signalr', unsupported: () => undefined }
+  { id: 'aspnetcore', label: 'ASP.NET Core', family: 'signalr', unsupported: scaleOnly }
 ]
 
 const ASPNET_DIR = `${ROOT}bench/aspnetcore`
@@ -137,12 +158,15 @@ export interface ServerHandle {
   /** Set when the process has exited. */
   exitCode: number | null | undefined
   stderrTail: () => string
-  stop: () => Promise<void>
+  /** Lines the server printed that start with `bench ` (the scale probes' reports). */
+  benchLines: string[]
+  /** SIGTERM, then SIGKILL after `graceMs` (6 s unless given). */
+  stop: (graceMs?: number) => Promise<void>
 }
 
-export async function startServer (peer: PeerSpec, options: { nodeArgs?: string[], imports?: string[], env?: Record<string, string> } = {}): Promise<ServerHandle> {
+export async function startServer (peer: PeerSpec, options: { nodeArgs?: string[], imports?: string[], env?: Record<string, string>, fds?: number } = {}): Promise<ServerHandle> {
   const argv = serverArgv(peer.id, options.nodeArgs ?? [], options.imports ?? [], options.env?.REDIS_PORT)
-  const child = spawn('bash', ['-c', ULIMIT, 'bash', ...argv], {
+  const child = spawn('bash', ['-c', options.fds === undefined ? ULIMIT : ulimitFor(options.fds), 'bash', ...argv], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -162,11 +186,12 @@ export async function startServer (peer: PeerSpec, options: { nodeArgs?: string[
     httpBase: '',
     exitCode: undefined,
     stderrTail: () => stderr,
-    stop: async () => {
+    benchLines: [],
+    stop: async (graceMs = 6000) => {
       if (handle.exitCode !== undefined) return
       const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
       child.kill('SIGTERM')
-      const done = await Promise.race([exited.then(() => true), sleep(6000).then(() => false)])
+      const done = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)])
       if (!done) {
         child.kill('SIGKILL')
         await Promise.race([exited, sleep(2000)])
@@ -197,7 +222,7 @@ export async function startServer (peer: PeerSpec, options: { nodeArgs?: string[
     throw err
   })
   // Keep draining stdout so the server never blocks on a full pipe
-  lines.on('line', () => {})
+  lines.on('line', (line) => { if (line.startsWith('bench ')) handle.benchLines.push(line) })
   handle.httpBase = url
   return handle
 }
@@ -207,7 +232,7 @@ export async function startServer (peer: PeerSpec, options: { nodeArgs?: string[
 
 class ClientProcess {
   readonly child: ChildProcess
-  readonly ready: Promise<{ connected: number, failed: number }>
+  readonly ready: Promise<{ connected: number, failed: number, connectSpan?: [number, number] }>
   readonly result: Promise<RoleResult>
   onProgress: ((doneUpTo: number) => void) | undefined
   private stderr = ''
@@ -218,18 +243,18 @@ class ClientProcess {
       stdio: ['ignore', 'inherit', 'pipe', 'ipc']
     })
     this.child.stderr?.on('data', (d: Buffer) => { this.stderr = (this.stderr + d.toString()).slice(-4000) })
-    let readyResolve!: (v: { connected: number, failed: number }) => void
+    let readyResolve!: (v: { connected: number, failed: number, connectSpan?: [number, number] }) => void
     let resultResolve!: (v: RoleResult) => void
     let fail!: (e: Error) => void
     const failed = new Promise<never>((_resolve, reject) => { fail = reject })
     failed.catch(() => {})
-    this.ready = Promise.race([new Promise<{ connected: number, failed: number }>((resolve) => { readyResolve = resolve }), failed])
+    this.ready = Promise.race([new Promise<{ connected: number, failed: number, connectSpan?: [number, number] }>((resolve) => { readyResolve = resolve }), failed])
     this.result = Promise.race([new Promise<RoleResult>((resolve) => { resultResolve = resolve }), failed])
     this.ready.catch(() => {})
     this.result.catch(() => {})
     let gotResult = false
     this.child.on('message', (m: ChildMessage) => {
-      if (m.type === 'ready') readyResolve({ connected: m.connected, failed: m.failed })
+      if (m.type === 'ready') readyResolve({ connected: m.connected, failed: m.failed, connectSpan: m.connectSpan })
       else if (m.type === 'progress') this.onProgress?.(m.doneUpTo)
       else if (m.type === 'result') {
         gotResult = true
@@ -269,7 +294,7 @@ async function bounded<T> (p: Promise<T>, ms: number, what: string): Promise<T> 
 // ---------------------------------------------------------------------------------------
 // Scenarios
 
-export type ScenarioKind = 'echo' | 'broadcast' | 'idle' | 'connect' | 'broadcast-redis'
+export type ScenarioKind = 'echo' | 'broadcast' | 'idle' | 'connect' | 'broadcast-redis' | 'scale'
 
 export interface ScenarioSpec {
   id: string
@@ -277,6 +302,14 @@ export interface ScenarioSpec {
   kind: ScenarioKind
   transport: Transport
   protocol: Protocol
+  /** scale: the idle WebSocket connections one server process holds. */
+  connections?: number
+}
+
+/** A scale scenario: `n` idle WebSocket connections to one server process, keep-alive Pings running. */
+export function scaleScenario (n: number): ScenarioSpec {
+  const label = n % 1000 === 0 ? `${n / 1000}k` : String(n)
+  return { id: `scale-${label}`, title: `Scale: ${n.toLocaleString('en-US')} idle WebSocket connections in one process, Pings running`, kind: 'scale', transport: 'ws', protocol: 'json', connections: n }
 }
 
 export const SCENARIOS: ScenarioSpec[] = [
@@ -284,11 +317,13 @@ export const SCENARIOS: ScenarioSpec[] = [
   { id: 'echo-msgpack', title: 'Echo, WebSockets, MessagePack', kind: 'echo', transport: 'ws', protocol: 'messagepack' },
   { id: 'broadcast-json', title: 'Broadcast, WebSockets, JSON', kind: 'broadcast', transport: 'ws', protocol: 'json' },
   { id: 'broadcast-msgpack', title: 'Broadcast, WebSockets, MessagePack', kind: 'broadcast', transport: 'ws', protocol: 'messagepack' },
+  { id: 'broadcast-10k', title: 'Broadcast to 10,000 receivers, WebSockets, JSON', kind: 'broadcast', transport: 'ws', protocol: 'json', connections: 10_000 },
   { id: 'broadcast-redis', title: 'Broadcast over Redis, 2 server processes, WebSockets, JSON', kind: 'broadcast-redis', transport: 'ws', protocol: 'json' },
   { id: 'idle', title: 'Idle WebSocket connections', kind: 'idle', transport: 'ws', protocol: 'json' },
   { id: 'connect', title: 'Connect rate (negotiate + WebSocket + handshake)', kind: 'connect', transport: 'ws', protocol: 'json' },
   { id: 'lp-echo-json', title: 'Echo, Long Polling, JSON', kind: 'echo', transport: 'lp', protocol: 'json' },
-  { id: 'lp-echo-msgpack', title: 'Echo, Long Polling, MessagePack', kind: 'echo', transport: 'lp', protocol: 'messagepack' }
+  { id: 'lp-echo-msgpack', title: 'Echo, Long Polling, MessagePack', kind: 'echo', transport: 'lp', protocol: 'messagepack' },
+  ...[10_000, 30_000, 100_000].map(scaleScenario)
 ]
 
 export interface Settings {
@@ -300,6 +335,8 @@ export interface Settings {
   broadcast: { connections: number, receivers: number, durationMs: number, window: number }
   idle: { connections: number, processes: number, settleMs: number }
   connect: { processes: number, concurrency: number, durationMs: number }
+  /** scale: connections per load-client process (each its own source address), the keep-alive, how long delay is sampled. */
+  scale: { perProcess: number, keepAliveMs: number, sampleMs: number }
   payloadBytes: number
 }
 
@@ -312,6 +349,7 @@ export const FULL: Settings = {
   broadcast: { connections: 1000, receivers: 2, durationMs: 5000, window: 16 },
   idle: { connections: 10_000, processes: 4, settleMs: 2000 },
   connect: { processes: 2, concurrency: 16, durationMs: 5000 },
+  scale: { perProcess: 5000, keepAliveMs: 2000, sampleMs: 6000 },
   payloadBytes: 64
 }
 
@@ -324,6 +362,7 @@ export const QUICK: Settings = {
   broadcast: { connections: 100, receivers: 1, durationMs: 1500, window: 16 },
   idle: { connections: 300, processes: 2, settleMs: 200 },
   connect: { processes: 1, concurrency: 8, durationMs: 1500 },
+  scale: { perProcess: 2500, keepAliveMs: 1000, sampleMs: 2000 },
   payloadBytes: 64
 }
 
@@ -341,6 +380,14 @@ export interface Measurement {
   failedConnects: number
   errorCount: number
   notes: string[]
+  /** scale: event-loop delay p99 while only the keep-alive Pings run. */
+  loopP99Ms?: number
+  /** scale: from the first connect to the last handshake, over every client process, in s. */
+  connectAllS?: number
+  /** scale: how long the server's own close (app.close()) took with every connection open. */
+  closeAllMs?: number
+  /** scale: one broadcast to all, from the server's send to its receipt by the last connection. */
+  broadcastAllMs?: number
   /** The measurement window, in microseconds of CLOCK_MONOTONIC (the profiler's clock too). */
   window?: { from: number, to: number }
 }
@@ -359,10 +406,13 @@ export function scenarioBoundMs (s: ScenarioSpec, st: Settings): number {
   const fixed = 60_000 + st.warmupMs + st.graceMs // connect phase, start-up, teardown
   switch (s.kind) {
     case 'echo': return fixed + (s.transport === 'lp' ? st.lp.durationMs : st.echo.durationMs)
+    // broadcast-10k: its connect phase grows with the receivers (a few hundred a second on a loaded machine)
     case 'broadcast':
-    case 'broadcast-redis': return fixed + st.broadcast.durationMs
+    case 'broadcast-redis': return fixed + st.broadcast.durationMs + (s.connections ?? 0) * 12
     case 'idle': return fixed + 60_000 + st.idle.settleMs
     case 'connect': return fixed + st.connect.durationMs
+    // Connecting at a few thousand a second on a busy machine, then sampling and closing
+    case 'scale': return fixed + 240_000 + (s.connections ?? 0) * 3 + st.scale.sampleMs + 130_000
   }
 }
 
@@ -411,6 +461,7 @@ export async function runScenario (server: ServerHandle, s: ScenarioSpec, st: Se
 
 async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, addresses: AddressPool,
   spawnClient: (c: ClientConfig, name: string) => ClientProcess): Promise<Measurement> {
+  if (s.kind === 'scale') return await measureScale(server, s, st, addresses, spawnClient)
   const notes: string[] = []
   const serverGone = (): void => {
     if (server.second?.exitCode !== undefined) throw new HarnessError(`${server.peer.label}'s second process exited during ${s.id}:\n${server.second?.stderrTail() ?? ''}`)
@@ -437,8 +488,8 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
       // Over Redis, receivers are spread over both processes and the sender talks to the first
       const receivers = s.kind === 'broadcast-redis' ? Math.max(2, st.broadcast.receivers) : st.broadcast.receivers
       const target = (i: number): ServerHandle => (s.kind === 'broadcast-redis' && i % 2 === 1 ? server.second ?? server : server)
-      loaders = split(st.broadcast.connections, receivers).map((n, i) =>
-        spawnClient({ ...baseConfig(target(i), s, st, 'broadcast-receive'), connections: n, concurrency: 50 }, `receiver${i}`))
+      loaders = split(s.connections ?? st.broadcast.connections, receivers).map((n, i) =>
+        spawnClient({ ...baseConfig(target(i), s, st, 'broadcast-receive'), connections: n, concurrency: 50, connectPhaseMs: baseConfig(server, s, st, 'idle').connectPhaseMs + (s.connections ?? 0) * 10 }, `receiver${i}`))
       sender = spawnClient({ ...baseConfig(server, s, st, 'broadcast-send'), connections: 1, concurrency: 1 }, 'sender')
       break
     }
@@ -544,6 +595,84 @@ async function measure (server: ServerHandle, s: ScenarioSpec, st: Settings, add
     errorCount,
     notes,
     window: { from: measureFrom, to: endAt }
+  }
+}
+
+/**
+ * `connections` idle WebSocket connections to one server process, spread over load-client
+ * processes that each dial from their own 127.0.x.y (one source address has ~28,000
+ * ephemeral ports), with the keep-alive Pings running: RSS growth per connection, event-loop
+ * delay p99 while only the Pings run, time to connect them all, one broadcast to all and
+ * the time until the last one had it, then the server's own close of every connection.
+ */
+async function measureScale (server: ServerHandle, s: ScenarioSpec, st: Settings, addresses: AddressPool,
+  spawnClient: (c: ClientConfig, name: string) => ClientProcess): Promise<Measurement> {
+  const notes: string[] = []
+  const total = s.connections ?? 0
+  const serverGone = (): void => {
+    if (server.exitCode !== undefined) throw new HarnessError(`${server.peer.label} exited (code ${server.exitCode}) during ${s.id}:\n${server.stderrTail()}`)
+  }
+  const probe = async (path: string, method = 'GET'): Promise<Record<string, number>> => {
+    const res = await fetch(`${server.httpBase}${path}`, { method, signal: AbortSignal.timeout(60_000) })
+    if (!res.ok) throw new HarnessError(`${server.peer.label}: ${path} answered ${res.status}`)
+    return await res.json() as Record<string, number>
+  }
+  await sleep(st.idle.settleMs)
+  const baselineRss = await sampleRss(server.pid, 3)
+  const processes = Math.ceil(total / st.scale.perProcess)
+  const loaders = split(total, processes).map((n, i) => spawnClient({
+    ...baseConfig(server, s, st, 'idle'),
+    connections: n,
+    concurrency: 32,
+    localAddress: addresses.next(),
+    connectPhaseMs: 240_000 + n * 20
+  }, `scale${i}`))
+  const readies = await Promise.all(loaders.map(async (c) => await c.ready))
+  serverGone()
+  const connected = readies.reduce((sum, r) => sum + r.connected, 0)
+  const failedConnects = readies.reduce((sum, r) => sum + r.failed, 0)
+  if (failedConnects > 0) notes.push(`${failedConnects} connects failed`)
+  const spans = readies.map((r) => r.connectSpan).filter((x): x is [number, number] => x !== undefined)
+  const connectAllS = spans.length === 0 ? undefined : (Math.max(...spans.map((x) => x[1])) - Math.min(...spans.map((x) => x[0]))) / 1e6
+  // Let the connect burst's garbage go, then sample only the Pings' work
+  await sleep(Math.max(st.idle.settleMs, st.scale.keepAliveMs))
+  await probe('/bench/loop-delay')
+  await sleep(st.scale.sampleMs)
+  const delay = await probe('/bench/loop-delay')
+  const loadedRss = await sampleRss(server.pid, 3)
+  serverGone()
+  const sent = await probe('/bench/broadcast', 'POST')
+  notes.push(`broadcast queued for all in ${(sent.queuedMicros / 1000).toFixed(1)} ms`)
+  // Every receipt is timed by its client; give the last ones time to arrive
+  await sleep(Math.max(2000, total / 10))
+  const closeStarted = Date.now()
+  await server.stop(125_000)
+  const closedLine = server.benchLines.find((l) => l.startsWith('bench closed-in-ms '))
+  const closeAllMs = closedLine === undefined ? undefined : Number(closedLine.split(' ')[2])
+  if (closeAllMs === undefined) notes.push(`no close time reported (stopped after ${Date.now() - closeStarted} ms)`)
+  for (const c of loaders) c.send({ type: 'stop', serverClosed: true })
+  const results = await Promise.all(loaders.map(async (c) => await c.result))
+  const hist = new Histogram()
+  let errorCount = 0
+  for (const r of results) {
+    if (r.hist !== undefined) hist.merge(r.hist)
+    errorCount += r.errorCount ?? 0
+    for (const e of r.errors ?? []) if (notes.length < 6) notes.push(e)
+  }
+  if (hist.count !== connected) notes.push(`the broadcast reached ${hist.count} of ${connected}`)
+  notes.push(`server RSS ${fmtMb(baselineRss)} → ${fmtMb(loadedRss)} MB`, `loop delay p50 ${delay.p50Ms.toFixed(1)} ms, max ${delay.maxMs.toFixed(1)} ms`)
+  notes.push(`${processes} client processes`)
+  return {
+    kbPerConnection: loadedRss === undefined || baselineRss === undefined || connected === 0 ? undefined : (loadedRss - baselineRss) / connected,
+    loopP99Ms: delay.p99Ms,
+    connectAllS,
+    closeAllMs,
+    broadcastAllMs: hist.count === 0 ? undefined : hist.max / 1000,
+    p50Ms: toMs(hist.quantile(0.5)),
+    connected,
+    failedConnects,
+    errorCount,
+    notes
   }
 }
 

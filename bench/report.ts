@@ -9,7 +9,7 @@ export type Outcome =
 
 export type Results = Map<string, Map<PeerId, Outcome>>
 
-type MetricKey = 'rate' | 'p50Ms' | 'p99Ms' | 'kbPerConnection' | 'cpuUsPerDelivery'
+type MetricKey = 'rate' | 'p50Ms' | 'p99Ms' | 'kbPerConnection' | 'cpuUsPerDelivery' | 'loopP99Ms' | 'connectAllS' | 'closeAllMs' | 'broadcastAllMs'
 
 interface Row {
   scenario: ScenarioSpec
@@ -30,7 +30,8 @@ function rowsFor (s: ScenarioSpec): Row[] {
       return [
         { scenario: s, metric: 'rate', label: 'deliveries/s', better: 'higher' },
         { scenario: s, metric: 'p50Ms', label: 'p50 send→receipt, ms', better: 'lower' },
-        { scenario: s, metric: 'p99Ms', label: 'p99 send→receipt, ms', better: 'lower' }
+        { scenario: s, metric: 'p99Ms', label: 'p99 send→receipt, ms', better: 'lower' },
+        { scenario: s, metric: 'cpuUsPerDelivery', label: 'server CPU per delivery, µs', better: 'lower' }
       ]
     case 'broadcast-redis':
       return [
@@ -45,13 +46,21 @@ function rowsFor (s: ScenarioSpec): Row[] {
         { scenario: s, metric: 'rate', label: 'connects/s', better: 'higher' },
         { scenario: s, metric: 'p99Ms', label: 'p99 connect time, ms', better: 'lower' }
       ]
+    case 'scale':
+      return [
+        { scenario: s, metric: 'kbPerConnection', label: 'server RSS per connection, KB', better: 'lower' },
+        { scenario: s, metric: 'loopP99Ms', label: 'event-loop delay p99, Pings running, ms', better: 'lower' },
+        { scenario: s, metric: 'connectAllS', label: 'time to connect all, s', better: 'lower' },
+        { scenario: s, metric: 'broadcastAllMs', label: 'one broadcast to all, until the last has it, ms', better: 'lower' },
+        { scenario: s, metric: 'closeAllMs', label: 'server close of all (app.close()), ms', better: 'lower' }
+      ]
   }
 }
 
 export function formatValue (metric: MetricKey, v: number | undefined): string {
   if (v === undefined || !Number.isFinite(v)) return '–'
   if (metric === 'rate') return Math.round(v).toLocaleString('en-US')
-  if (metric === 'kbPerConnection') return v.toFixed(1)
+  if (metric === 'kbPerConnection' || metric === 'connectAllS') return v.toFixed(1)
   return v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : Math.round(v).toString()
 }
 
@@ -122,6 +131,50 @@ function esc (s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 }
 
+/**
+ * The scale scenarios as curves over the connection count (log axis): RSS per connection
+ * and event-loop delay p99, one line per peer, side by side. Adds nothing without two points.
+ */
+function scaleCurves (scenarios: ScenarioSpec[], peers: PeerSpec[], results: Results, parts: string[], top: number): number {
+  const scale = scenarios.filter((s) => s.kind === 'scale' && s.connections !== undefined)
+  const points = (p: PeerSpec, metric: MetricKey): Array<[number, number]> => scale.flatMap((s) => {
+    const o = results.get(s.id)?.get(p.id)
+    const v = o?.kind === 'ok' ? o.m[metric] : undefined
+    return v === undefined || !Number.isFinite(v) ? [] : [[s.connections as number, v] as [number, number]]
+  })
+  const drawn = peers.filter((p) => points(p, 'kbPerConnection').length > 0)
+  if (drawn.length === 0 || scale.length < 2) return top
+  const panels: Array<[MetricKey, string]> = [['kbPerConnection', 'server RSS per connection, KB'], ['loopP99Ms', 'event-loop delay p99 with Pings, ms']]
+  const w = 320
+  const h = 180
+  const counts = scale.map((s) => s.connections as number)
+  const lx = (n: number): number => Math.log10(n)
+  const [x0, x1] = [lx(Math.min(...counts)), lx(Math.max(...counts))]
+  parts.push(`<text x="16" y="${top}" class="t">Scale: one server process, idle WebSocket connections with keep-alive Pings (log axis: connections)</text>`)
+  const y0 = top + 20
+  panels.forEach(([metric, label], i) => {
+    const left = 60 + i * (w + 90)
+    const maxV = Math.max(0, ...drawn.flatMap((p) => points(p, metric).map((q) => q[1]))) * 1.15 || 1
+    const px = (n: number): number => left + (x1 === x0 ? w / 2 : (lx(n) - x0) / (x1 - x0) * w)
+    const py = (v: number): number => y0 + h - v / maxV * h
+    parts.push(`<text x="${left}" y="${y0 - 4}" class="l">${esc(label)}</text>`)
+    parts.push(`<rect x="${left}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="#ddd"/>`)
+    for (const n of counts) parts.push(`<text x="${px(n)}" y="${y0 + h + 14}" class="n" text-anchor="middle">${n >= 1000 ? `${n / 1000}k` : n}</text>`)
+    parts.push(`<text x="${left - 4}" y="${y0 + 10}" class="n" text-anchor="end">${esc(formatValue(metric, maxV))}</text>`, `<text x="${left - 4}" y="${y0 + h}" class="n" text-anchor="end">0</text>`)
+    for (const p of drawn) {
+      const pts = points(p, metric)
+      if (pts.length === 0) continue
+      parts.push(`<polyline fill="none" stroke="${COLORS[p.id]}" stroke-width="2" points="${pts.map(([n, v]) => `${px(n).toFixed(1)},${py(v).toFixed(1)}`).join(' ')}"/>`)
+      for (const [n, v] of pts) parts.push(`<circle cx="${px(n).toFixed(1)}" cy="${py(v).toFixed(1)}" r="3" fill="${COLORS[p.id]}"/>`, `<text x="${(px(n) + 5).toFixed(1)}" y="${(py(v) - 5).toFixed(1)}" class="v">${esc(formatValue(metric, v))}</text>`)
+    }
+  })
+  const legendY = y0 + h + 32
+  drawn.forEach((p, i) => {
+    parts.push(`<rect x="${50 + i * 170}" y="${legendY - 10}" width="12" height="12" fill="${COLORS[p.id]}"/>`, `<text x="${66 + i * 170}" y="${legendY}" class="l">${esc(p.label)}</text>`)
+  })
+  return legendY + 24
+}
+
 export function svgChart (scenarios: ScenarioSpec[], peers: PeerSpec[], results: Results, subtitle: string): string {
   const width = 820
   const labelW = 150
@@ -158,6 +211,7 @@ export function svgChart (scenarios: ScenarioSpec[], peers: PeerSpec[], results:
     })
     y += peers.length * (barH + gap) + panelPad - 10
   }
+  y = scaleCurves(scenarios, peers, results, parts, y)
   const height = y + 6
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">`,

@@ -9,8 +9,9 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import {
-  AddressPool, FULL, HarnessError, PEERS, QUICK, ROOT, SCENARIOS, prepareAspNet, runScenario, scenarioBoundMs, startRedisFleet, startServer,
-  type PeerId, type PeerSpec, type ServerHandle
+  AddressPool, FD_HEADROOM, FULL, HarnessError, PEERS, QUICK, ROOT, SCENARIOS, prepareAspNet, runScenario, scaleScenario, scaleUnsupported, scenarioBoundMs,
+  startRedisFleet, startServer,
+  type PeerId, type PeerSpec, type ScenarioSpec, type ServerHandle
 } from './harness.js'
 import { detailsTable, markdownTable, svgChart, type Outcome, type Results } from './report.js'
 
@@ -25,7 +26,10 @@ const QUICK_SCENARIOS = ['echo-json', 'echo-msgpack', 'broadcast-json', 'idle', 
 const scenarioIds = listArg('scenarios') ?? (quick ? QUICK_SCENARIOS : SCENARIOS.map((s) => s.id))
 // Presentation order is SCENARIOS'; quick runs measure idle first, while the shared servers
 // are still fresh (their RSS baseline would otherwise include the earlier scenarios' garbage)
-const scenarios = SCENARIOS.filter((s) => scenarioIds.includes(s.id))
+// --scale=3000,10000: scale scenarios at those connection counts (in place of 10k, 30k, 100k)
+const scaleCounts = listArg('scale')?.map(Number).filter((n) => Number.isInteger(n) && n > 0)
+const catalogue = scaleCounts === undefined ? SCENARIOS : [...SCENARIOS.filter((s) => s.kind !== 'scale'), ...scaleCounts.map(scaleScenario)]
+const scenarios = catalogue.filter((s) => scenarioIds.includes(s.id) || (scaleCounts !== undefined && s.kind === 'scale'))
 const runOrder = quick ? [...scenarios].sort((a, b) => Number(b.kind === 'idle') - Number(a.kind === 'idle')) : scenarios
 const peerIds = listArg('peers') ?? PEERS.map((p) => p.id)
 const peers = PEERS.filter((p) => peerIds.includes(p.id))
@@ -34,7 +38,7 @@ const started = Date.now()
 const log = (s: string): void => { console.log(s) }
 
 // The whole run's bound, far above its expected length (a watchdog, not a budget)
-const runBound = quick ? 150_000 : 20 * 60_000
+const runBound = (quick ? 150_000 : 20 * 60_000) + scenarios.filter((x) => x.kind === 'scale').reduce((sum, x) => sum + 2 * scenarioBoundMs(x, settings), 0)
 const watchdog = setTimeout(() => {
   console.error(`bench: the whole run exceeded ${runBound / 1000} s; giving up`)
   process.exit(1)
@@ -67,15 +71,21 @@ const results: Results = new Map()
 const addresses = new AddressPool()
 // Quick runs keep one server per peer for every scenario; full runs start a fresh one per
 // scenario so each is measured alone (and idle memory starts from a clean process)
-const shared = new Map<PeerId, ServerHandle>()
+const shared = new Map<string, ServerHandle>()
 
-async function serverFor (peer: PeerSpec, kind: string): Promise<ServerHandle> {
-  if (kind === 'broadcast-redis') return await startRedisFleet(peer)
-  if (!quick) return await startServer(peer)
-  const existing = shared.get(peer.id)
+async function serverFor (peer: PeerSpec, scenario: ScenarioSpec): Promise<ServerHandle> {
+  if (scenario.kind === 'broadcast-redis') return await startRedisFleet(peer)
+  if (scenario.kind === 'scale') {
+    return await startServer(peer, { env: { BENCH_STATS: '1', KEEPALIVE_MS: String(settings.scale.keepAliveMs) }, fds: (scenario.connections ?? 0) + FD_HEADROOM })
+  }
+  // Socket.IO takes one parser per server: MessagePack scenarios get a server of their own
+  const options = peer.id === 'socketio' && scenario.protocol === 'messagepack' ? { env: { SIO_PARSER: 'msgpack' } } : {}
+  if (!quick) return await startServer(peer, options)
+  const key = `${peer.id}${options.env === undefined ? '' : '/msgpack'}`
+  const existing = shared.get(key)
   if (existing !== undefined && existing.exitCode === undefined) return existing
-  const s = await startServer(peer)
-  shared.set(peer.id, s)
+  const s = await startServer(peer, options)
+  shared.set(key, s)
   return s
 }
 
@@ -93,7 +103,7 @@ for (const scenario of runOrder) {
   const byPeer = new Map<PeerId, Outcome>()
   results.set(scenario.id, byPeer)
   for (const peer of peers) {
-    const skip = skippedPeers.get(peer.id) ?? peer.unsupported(scenario)
+    const skip = skippedPeers.get(peer.id) ?? peer.unsupported(scenario) ?? scaleUnsupported(scenario)
     if (skip !== undefined) {
       byPeer.set(peer.id, { kind: 'skipped', reason: skip })
       continue
@@ -101,12 +111,14 @@ for (const scenario of runOrder) {
     const t0 = Date.now()
     let server: ServerHandle | undefined
     try {
-      server = await serverFor(peer, scenario.kind)
+      server = await serverFor(peer, scenario)
       const m = await runScenario(server, scenario, settings, addresses)
       byPeer.set(peer.id, { kind: 'ok', m })
-      const figure = m.kbPerConnection !== undefined
-        ? `${m.kbPerConnection.toFixed(1)} KB/conn`
-        : `${Math.round(m.rate ?? 0)}/s p50 ${m.p50Ms?.toFixed(2) ?? '–'} ms p99 ${m.p99Ms?.toFixed(2) ?? '–'} ms, server CPU ${Math.round(m.serverCpuPct ?? 0)} %`
+      const figure = scenario.kind === 'scale'
+        ? `${m.kbPerConnection?.toFixed(1) ?? '?'} KB/conn, loop p99 ${m.loopP99Ms?.toFixed(1) ?? '?'} ms, connect all ${m.connectAllS?.toFixed(1) ?? '?'} s, broadcast to all ${m.broadcastAllMs?.toFixed(0) ?? '?'} ms, close all ${m.closeAllMs?.toFixed(0) ?? '?'} ms`
+        : m.kbPerConnection !== undefined
+          ? `${m.kbPerConnection.toFixed(1)} KB/conn`
+          : `${Math.round(m.rate ?? 0)}/s p50 ${m.p50Ms?.toFixed(2) ?? '–'} ms p99 ${m.p99Ms?.toFixed(2) ?? '–'} ms, server CPU ${Math.round(m.serverCpuPct ?? 0)} %`
       log(`  ${scenario.id.padEnd(18)} ${peer.label.padEnd(16)} ${figure}${m.errorCount > 0 ? ` (${m.errorCount} errors)` : ''} [${((Date.now() - t0) / 1000).toFixed(1)} s]`)
     } catch (err) {
       if (!(err instanceof HarnessError)) throw err
@@ -115,10 +127,10 @@ for (const scenario of runOrder) {
       console.error(`  ${scenario.id.padEnd(18)} ${peer.label.padEnd(16)} FAILED: ${err.message}`)
       if (server !== undefined && quick) {
         await server.stop()
-        shared.delete(peer.id)
+        for (const [key, h] of shared) if (h === server) shared.delete(key)
       }
     } finally {
-      if (!quick || scenario.kind === 'broadcast-redis') await server?.stop()
+      if (!quick || scenario.kind === 'broadcast-redis' || scenario.kind === 'scale') await server?.stop()
     }
   }
 }
@@ -132,6 +144,7 @@ const setup = [
   `idle: ${s.idle.connections} connections`,
   `connect: ${s.connect.processes * s.connect.concurrency} cycles in flight × ${s.connect.durationMs / 1000} s`,
   `long polling: ${s.lp.connections} connections × ${s.lp.durationMs / 1000} s`,
+  `scale: ${s.scale.perProcess} connections per load-client process, each from its own 127.0.x.y, keep-alive every ${s.scale.keepAliveMs / 1000} s, loop delay sampled over ${s.scale.sampleMs / 1000} s`,
   `warm-up ${s.warmupMs / 1000} s before each window`
 ].join('; ')
 const table = markdownTable(scenarios, peers, results)
@@ -146,14 +159,14 @@ const md = [
   '',
   table,
   '',
-  'n/a: the peer cannot do it (raw ws has no HTTP transport; Socket.IO is measured with its default JSON parser).',
+  'n/a: the peer cannot do it (raw ws has no HTTP transport). Socket.IO\'s MessagePack rows use socket.io-msgpack-parser.',
   ...(skipLines.length > 0 ? ['', ...skipLines] : []),
   '',
   '## Details',
   '',
   details,
   '',
-  `![chart](${quick ? 'quick' : 'latest'}.svg)`,
+  `![chart](${listArg('out')?.[0] ?? (quick ? 'quick' : 'latest')}.svg)`,
   ''
 ].join('\n')
 
@@ -161,7 +174,8 @@ log('')
 log(table)
 log('')
 const outDir = `${ROOT}bench/results`
-const base = quick ? 'quick' : 'latest'
+// --out=name writes bench/results/name.{md,svg,json} instead (a partial run beside latest.md)
+const base = listArg('out')?.[0] ?? (quick ? 'quick' : 'latest')
 mkdirSync(outDir, { recursive: true })
 writeFileSync(`${outDir}/${base}.md`, md)
 writeFileSync(`${outDir}/${base}.svg`, svgChart(scenarios, peers, results, `${quick ? 'quick smoke run' : 'full run'}, ${new Date().toISOString().slice(0, 10)}, ${machine}, Node ${process.version}`))

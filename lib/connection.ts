@@ -7,7 +7,7 @@ import {
   ClientResultError, ClientResultRejectedError, ClientResultTimeoutError, ClientTimeoutError, ConnectionClosedError, DisconnectTimeoutError, HandshakeError, HubError,
   OutboundBufferFullError, SendTimeoutError, UnserializableMessageError
 } from './errors.js'
-import type { LifetimeConnection } from './lifetime/hub-lifetime-manager.js'
+import type { LifetimeConnection, SendPolicy } from './lifetime/hub-lifetime-manager.js'
 import type { ResolvedHubOptions } from './options.js'
 import { InboundBuffer } from './inbound-buffer.js'
 import { LogLimiter, type LogLevel } from './log-limiter.js'
@@ -88,6 +88,20 @@ const DRAIN_POLL_MS = 5
  */
 const NOT_DRAINING_MS = 500
 let resultCounter = 0
+/**
+ * One Ping per protocol, written once: the heartbeat pings every connection each
+ * keepAliveInterval, and at tens of thousands of connections serialising it each time showed
+ * as event-loop delay. The bytes are only ever read.
+ */
+const pingBytes = new WeakMap<HubProtocol, Buffer>()
+function ping (protocol: HubProtocol): Buffer {
+  let bytes = pingBytes.get(protocol)
+  if (bytes === undefined) {
+    bytes = protocol.write({ type: MessageType.Ping })
+    pingBytes.set(protocol, bytes)
+  }
+  return bytes
+}
 
 export class Connection implements LifetimeConnection {
   readonly connectionId: string
@@ -152,6 +166,13 @@ export class Connection implements LifetimeConnection {
   private reconnect: MessageBuffer | undefined
   /** Set while a stateful-reconnect connection has lost its transport and waits for the client. */
   private detachedAt: number | undefined
+  /**
+   * Messages sent with the `latest` policy while the client was congested, by key: a newer
+   * one replaces the older, and all go out, oldest key first, once the client reads again.
+   */
+  private conflated: Map<string, Buffer> | undefined
+  private conflatedHeld = 0
+  private volatileDrops = 0
 
   constructor (host: ConnectionHost, init: { connectionId: string, token: string, negotiateVersion: number }) {
     this.host = host
@@ -407,8 +428,8 @@ export class Connection implements LifetimeConnection {
     this.close({ error: new HandshakeError(reason) })
   }
 
-  /** LifetimeConnection: queue an already-serialised message. */
-  write (message: SerializedMessage): boolean {
+  /** LifetimeConnection: queue an already-serialised message, or drop or hold it by `policy`. */
+  write (message: SerializedMessage, policy?: SendPolicy): boolean {
     if (this.state !== 'connected') return false
     let bytes: Buffer
     try {
@@ -419,8 +440,58 @@ export class Connection implements LifetimeConnection {
       this.log.debug({ err }, 'signalr: a message could not be serialised and was not sent')
       return false
     }
+    if (policy !== undefined) {
+      if (policy.kind === 'volatile') {
+        if (this.backlogged) {
+          this.volatileDrops++
+          return true
+        }
+      } else if (this.backlogged || this.conflated !== undefined) {
+        // Once anything is held, later keyed sends wait behind it, so that keys keep their order
+        this.hold(policy.key, bytes)
+        return true
+      }
+    }
     this.emit(bytes, message.message.type <= MessageType.CancelInvocation)
     return true
+  }
+
+  /**
+   * What the send policies look at: the client has more than transportMaxBufferSize unread
+   * (bytes its socket or poll holds, and with stateful reconnect the messages it has not
+   * acknowledged), or has no transport while it may still come back.
+   */
+  private get backlogged (): boolean {
+    return this.transport === undefined || this.unreadBytes() > this.host.options.transportMaxBufferSize
+  }
+
+  private hold (key: string, bytes: Buffer): void {
+    const held = this.conflated ??= new Map()
+    const older = held.get(key)
+    if (older !== undefined) {
+      this.conflatedHeld -= older.length
+      // Deleted, not overwritten: the key moves to the end, after keys sent since
+      held.delete(key)
+    }
+    held.set(key, bytes)
+    this.conflatedHeld += bytes.length
+    // Many distinct keys still cannot grow without bound: held bytes count toward the hard cap
+    if (this.overHardCap()) return
+    if (this.transport !== undefined) this.startDrainTimer()
+  }
+
+  /** The client reads again (or came back): everything held goes out, in key order. */
+  private flushConflated (): void {
+    const held = this.conflated
+    if (held === undefined) return
+    this.conflated = undefined
+    this.conflatedHeld = 0
+    for (const bytes of held.values()) this.emit(bytes, true)
+  }
+
+  /** Bytes held back by the `latest` policy and messages dropped by `volatile`, for tests and metrics. */
+  get policyStats (): { heldMessages: number, heldBytes: number, volatileDrops: number } {
+    return { heldMessages: this.conflated?.size ?? 0, heldBytes: this.conflatedHeld, volatileDrops: this.volatileDrops }
   }
 
   /** Serialises and queues one message; throws what the protocol writer throws. */
@@ -464,7 +535,7 @@ export class Connection implements LifetimeConnection {
    */
   private overHardCap (): boolean {
     const cap = this.host.options.transportMaxBufferSize * OUTBOUND_HARD_CAP_FACTOR
-    const unread = this.unreadBytes()
+    const unread = this.unreadBytes() + this.conflatedHeld
     if (unread <= cap) return false
     this.log.warn({ buffered: unread }, 'signalr: closing a connection whose outbound buffer is full')
     this.close({ error: new OutboundBufferFullError(cap), abort: true })
@@ -523,15 +594,20 @@ export class Connection implements LifetimeConnection {
   private async waitForDrain (evenIfStalled: boolean): Promise<void> {
     await new Promise<void>((resolve) => {
       this.drainWaiters.push({ resolve, evenIfStalled })
-      if (this.drainTimer !== undefined) return
-      // One timer per congested connection, however many senders wait on it
-      this.drainLastBytes = this.unreadBytes()
-      this.drainProgressAt = Date.now()
-      this.drainTimer = setInterval(() => { this.checkDrain() }, DRAIN_POLL_MS)
+      this.startDrainTimer()
     })
   }
 
+  /** One timer per congested connection, however many senders wait on it or messages it holds. */
+  private startDrainTimer (): void {
+    if (this.drainTimer !== undefined) return
+    this.drainLastBytes = this.unreadBytes()
+    this.drainProgressAt = Date.now()
+    this.drainTimer = setInterval(() => { this.checkDrain() }, DRAIN_POLL_MS)
+  }
+
   private checkDrain (): void {
+    if (this.conflated !== undefined && !this.backlogged) this.flushConflated()
     if (!this.congested) {
       this.notDrainingAt = undefined
       this.wakeDrainWaiters(true)
@@ -556,7 +632,9 @@ export class Connection implements LifetimeConnection {
       else keep.push(w)
     }
     this.drainWaiters = keep
-    if (keep.length === 0 && this.drainTimer !== undefined) {
+    // Held messages keep it going, except while there is no transport to flush them to
+    const holding = this.conflated !== undefined && this.transport !== undefined && this.state === 'connected'
+    if (keep.length === 0 && !holding && this.drainTimer !== undefined) {
       clearInterval(this.drainTimer)
       this.drainTimer = undefined
     }
@@ -687,6 +765,8 @@ export class Connection implements LifetimeConnection {
     this.sendFrame((this.protocol as HubProtocol).write({ type: MessageType.Sequence, sequenceId }))
     for (const bytes of messages) this.sendFrame(bytes)
     this.log.debug({ sequenceId, replayed: messages.length }, 'signalr: stateful reconnect')
+    // What `latest` held while the client was away goes after the replay, as newer messages
+    if (this.conflated !== undefined) this.startDrainTimer()
   }
 
   /** The transport is gone (the client left, or the socket failed): clean up, nothing to send. */
@@ -699,6 +779,8 @@ export class Connection implements LifetimeConnection {
     const wasEstablished = this.state === 'connected'
     this.state = 'closed'
     this.inbound.clear()
+    this.conflated = undefined
+    this.conflatedHeld = 0
     this.inboundPaused = false
     this.wakeReaders()
     this.wakeDrainWaiters()
@@ -738,7 +820,7 @@ export class Connection implements LifetimeConnection {
         if (this.state !== 'connected') return
         if (!transport.inherentKeepAlive) {
           if (now - this.lastSentAt >= o.keepAliveInterval) {
-            this.sendFrame((this.protocol as HubProtocol).write({ type: MessageType.Ping }))
+            this.sendFrame(ping(this.protocol as HubProtocol))
           }
           // Armed only once the client has pinged, and paused while its messages cannot be taken
           if (this.clientTimeoutArmed && this.timeoutPauses === 0 && now - this.lastReceivedAt > o.clientTimeoutInterval) {

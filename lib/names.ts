@@ -13,7 +13,8 @@ const checks = {
   'group name': Compile(Name),
   'user id': Compile(Name),
   'connection id': Compile(Name),
-  'method name': Compile(Name)
+  'method name': Compile(Name),
+  'latest key': Compile(Name)
 }
 
 export type NameKind = keyof typeof checks

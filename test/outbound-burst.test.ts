@@ -6,17 +6,15 @@
 // caller cut its own caller. Now the cap counts only what a client left unread, a batch is
 // written once it is large, and senders wait while a reading client is congested.
 import { setImmediate as yieldToIo } from 'node:timers/promises'
-import type { FastifyInstance } from 'fastify'
 import { test } from 'tap'
 import Type from 'typebox'
-import type { WebSocket as ServerSocket } from 'ws'
 import WebSocket from 'ws'
 import { defineHub } from '../index.js'
-import { upgradesOf } from '../lib/transports/upgrade.js'
 import { connect, signalR, VALID_MATRIX, type ProtocolName, type TransportName } from './fixtures/client.js'
+import { openRawJson, serverSocketOf } from './fixtures/raw-json.js'
 import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
-import { HANDSHAKE_OK, handshake, negotiate, RS } from './fixtures/wire.js'
+import { handshake, negotiate, RS } from './fixtures/wire.js'
 
 const path = '/hubs/burst'
 const disconnects = new Map<string, Error | undefined>()
@@ -51,13 +49,7 @@ function burstMessage (): string {
 }
 
 async function rawAttacker (base: string): Promise<WebSocket> {
-  const neg = await negotiate(base, path)
-  const ws = new WebSocket(`${base.replace('http', 'ws')}${path}?id=${neg.connectionToken}`)
-  await new Promise<void>((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-  ws.send(handshake('json'))
-  await new Promise<void>((resolve, reject) => {
-    ws.once('message', (data: Buffer) => { data.equals(HANDSHAKE_OK) ? resolve() : reject(new Error('bad handshake reply')) })
-  })
+  const { ws } = await openRawJson(base, path)
   ws.on('message', () => {})
   return ws
 }
@@ -102,15 +94,6 @@ test('a hub method sending 40 × 32 KiB to its caller: the caller gets all of it
   }
 })
 
-/** The server side of a client's socket. */
-function serverSocket (app: FastifyInstance, client: WebSocket): ServerSocket {
-  const port = (client as unknown as { _socket: { localPort: number } })._socket.localPort
-  for (const s of upgradesOf(app.signalr).clients()) {
-    if ((s as unknown as { _socket: { remotePort: number } })._socket.remotePort === port) return s
-  }
-  throw new Error('no server socket for that client')
-}
-
 test('a stalled reader among them is still closed by the send timeout', async (t) => {
   disconnects.clear()
   const maxBuffer = 512 * 1024
@@ -132,7 +115,7 @@ test('a stalled reader among them is still closed by the send timeout', async (t
   await new Promise<void>((resolve, reject) => { stalled.once('open', resolve); stalled.once('error', reject) })
   stalled.send(handshake('json'))
   await new Promise<void>((resolve) => { stalled.once('message', () => { resolve() }) })
-  const socket = serverSocket(app, stalled)
+  const socket = serverSocketOf(app, stalled)
   ;(stalled as unknown as { _socket: { pause: () => void } })._socket.pause()
   const chunk = 'f'.repeat(1800)
   for (let sent = 0; socket.bufferedAmount <= maxBuffer; sent += chunk.length) {

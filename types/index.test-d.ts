@@ -118,6 +118,10 @@ async function decorators (): Promise<void> {
   expectType<Promise<number>>(n)
   // @ts-expect-error TS2339 broadcasts cannot wait for client results
   void ctx.clients.all.invoke('Ask')
+  expectType<Promise<void>>(ctx.clients.group('g').volatile.send('M', 1))
+  expectType<Promise<void>>(ctx.clients.all.latest('cursor:u1').send('M', { x: 1 }))
+  // @ts-expect-error TS2339 policies do not stack
+  void ctx.clients.all.volatile.latest('k')
 }
 void decorators
 
@@ -137,6 +141,16 @@ const typed = defineHub({
         await ctx.clients.all.send('ReceiveMessage', user, 42)
         // @ts-expect-error TS2554 a missing argument
         await ctx.clients.caller.send('ReceiveMessage', user)
+        // Backpressure policies keep the typing of the proxy they come from
+        await ctx.clients.group('g').volatile.send('Notice', 1)
+        await ctx.clients.all.latest('ticker').send('ReceiveMessage', user, text)
+        await ctx.clients.caller.volatile.send('Notice', 2)
+        // @ts-expect-error TS2345 a volatile send is checked like any other
+        await ctx.clients.others.volatile.send('Notice', 'one')
+        // @ts-expect-error TS2345 so is a latest-by-key send
+        await ctx.hub.clients.all.latest('k').send('Nope', 1)
+        // @ts-expect-error TS2339 a policy cannot wait for a client result
+        await ctx.clients.caller.volatile.invoke('Confirm', 'q')
       }
     },
     Ask: {

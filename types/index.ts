@@ -27,10 +27,27 @@ export interface ClientMethodType {
 /** The client methods that declare `returns`: the ones invoke() may call. */
 export type AnsweringMethods<C extends ClientMethodTypes> = { [K in keyof C]: C[K]['answers'] extends true ? K : never }[keyof C] & string
 
+/**
+ * A target with a backpressure policy (`volatile` or `latest(key)`): its send never waits
+ * for a slow client; a client with more than transportMaxBufferSize unread has the message
+ * dropped (volatile) or held, replaced by newer sends with the same key (latest).
+ */
+export interface UntypedPolicyProxy {
+  /** Sends an Invocation without an invocationId; resolves once it is queued, dropped or held for every target. */
+  send (method: string, ...args: unknown[]): Promise<void>
+}
+
 /** A target that reaches zero or more connections, on a hub that declares no `client`. */
 export interface UntypedClientProxy {
   /** Sends an Invocation without an invocationId; resolves once it is queued on every target. */
   send (method: string, ...args: unknown[]): Promise<void>
+  /** The same targets; a client that is not keeping up does not get the message at all (Socket.IO's volatile). */
+  readonly volatile: UntypedPolicyProxy
+  /**
+   * The same targets; a client that is not keeping up gets only the newest message sent
+   * with this key, once it reads again (tickers, cursors). Keys are 1 to 1024 characters.
+   */
+  latest (key: string): UntypedPolicyProxy
 }
 
 /** A target that reaches exactly one connection, which can also answer (client results). */
@@ -42,10 +59,20 @@ export interface UntypedSingleClientProxy extends UntypedClientProxy {
   invoke<T = unknown> (method: string, ...args: unknown[]): Promise<T>
 }
 
+/** UntypedPolicyProxy on a hub that declares `client`. */
+export interface TypedPolicyProxy<C extends ClientMethodTypes> {
+  /** Sends an Invocation without an invocationId; resolves once it is queued, dropped or held for every target. */
+  send<K extends keyof C & string> (method: K, ...args: C[K]['args']): Promise<void>
+}
+
 /** A target on a hub that declares `client`: method names and arguments are checked. */
 export interface TypedClientProxy<C extends ClientMethodTypes> {
   /** Sends an Invocation without an invocationId; resolves once it is queued on every target. */
   send<K extends keyof C & string> (method: K, ...args: C[K]['args']): Promise<void>
+  /** The same targets; a client that is not keeping up does not get the message at all (Socket.IO's volatile). */
+  readonly volatile: TypedPolicyProxy<C>
+  /** The same targets; a client that is not keeping up gets only the newest message sent with this key. */
+  latest (key: string): TypedPolicyProxy<C>
 }
 
 export interface TypedSingleClientProxy<C extends ClientMethodTypes> extends TypedClientProxy<C> {
@@ -59,6 +86,10 @@ export interface TypedSingleClientProxy<C extends ClientMethodTypes> extends Typ
 /** A target that reaches zero or more connections. */
 export type ClientProxy<C extends ClientMethodTypes | undefined = undefined> =
   [C] extends [ClientMethodTypes] ? TypedClientProxy<C> : UntypedClientProxy
+
+/** A target with a backpressure policy: `clients.group(g).volatile`, `clients.all.latest(key)`. */
+export type PolicyProxy<C extends ClientMethodTypes | undefined = undefined> =
+  [C] extends [ClientMethodTypes] ? TypedPolicyProxy<C> : UntypedPolicyProxy
 
 /** A target that reaches exactly one connection, which can also answer (client results). */
 export type SingleClientProxy<C extends ClientMethodTypes | undefined = undefined> =

@@ -222,15 +222,28 @@ async function broadcastSend (): Promise<void> {
   await finish({ count: seq, windowMicros: endAt - measureFrom, stalls }, conns)
 }
 
-/** Idle connections held until the runner has measured the server. */
+/**
+ * Idle connections held until the runner has measured the server. Broadcasts that reach
+ * them (`seq|sentAtMicros|…`, the scale scenario's one broadcast) are timed: the histogram's
+ * max is the time until the last connection had it.
+ */
 async function idle (): Promise<void> {
+  const from = nowMicros()
   const conns = await openAll(config.connections)
+  const to = nowMicros()
   let dropped = 0
-  for (const c of conns) c.onClose = () => { dropped++ }
-  send({ type: 'ready', connected: conns.length, failed: config.connections - conns.length })
-  await next('stop')
-  if (dropped > 0) noteError(new Error(`${dropped} idle connections were closed by the server`))
-  await finish({ count: conns.length - dropped, windowMicros: 0 }, conns)
+  const hist = new Histogram()
+  for (const c of conns) {
+    c.onClose = () => { dropped++ }
+    c.onReceive = (text) => {
+      const bar = text.indexOf('|')
+      hist.record(nowMicros() - Number(text.slice(bar + 1, text.indexOf('|', bar + 1))))
+    }
+  }
+  send({ type: 'ready', connected: conns.length, failed: config.connections - conns.length, connectSpan: [from, to] })
+  const stop = await next('stop')
+  if (dropped > 0 && stop.serverClosed !== true) noteError(new Error(`${dropped} idle connections were closed by the server`))
+  await finish({ count: conns.length - (stop.serverClosed === true ? 0 : dropped), windowMicros: 0, hist: hist.toJSON() }, conns)
 }
 
 /** negotiate + WebSocket + handshake, then close; `concurrency` such cycles at once. */

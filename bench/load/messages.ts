@@ -38,11 +38,13 @@ export interface RoleResult {
 }
 
 export type ChildMessage =
-  | { type: 'ready', connected: number, failed: number }
+  /** connectSpan: when the connect phase began and ended (idle), in µs of CLOCK_MONOTONIC. */
+  | { type: 'ready', connected: number, failed: number, connectSpan?: [number, number] }
   | { type: 'progress', doneUpTo: number }
   | { type: 'result', result: RoleResult }
 
 export type ParentMessage =
   | { type: 'go', measureFrom: number, endAt: number }
   | { type: 'progress', doneUpTo: number }
-  | { type: 'stop' }
+  /** serverClosed: the server has closed the connections (scale), so their ends are no error. */
+  | { type: 'stop', serverClosed?: boolean }

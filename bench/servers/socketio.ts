@@ -1,14 +1,21 @@
 // Socket.IO 4 peer: the same work as the hub: 'echo' answers through the ack, and
-// 'broadcastEcho' is io.emit('receive', text) to every client. Default options (JSON parser)
-// except that no client bundle is served and compression is off, as for the others.
+// 'broadcastEcho' is io.emit('receive', text) to every client. Default options (JSON parser,
+// or socket.io-msgpack-parser with SIO_PARSER=msgpack) except that no client bundle is
+// served and compression is off, as for the others.
 // With REDIS_PORT set, @socket.io/redis-adapter carries emits between processes.
 import http from 'node:http'
 import { createAdapter } from '@socket.io/redis-adapter'
 import { Redis } from 'ioredis'
 import { Server } from 'socket.io'
+import msgpackParser from 'socket.io-msgpack-parser'
 
 const httpServer = http.createServer()
-const io = new Server(httpServer, { serveClient: false, perMessageDeflate: false, httpCompression: false })
+const io = new Server(httpServer, {
+  serveClient: false,
+  perMessageDeflate: false,
+  httpCompression: false,
+  ...(process.env.SIO_PARSER === 'msgpack' && { parser: msgpackParser })
+})
 if (process.env.REDIS_PORT !== undefined) {
   const pub = new Redis({ host: '127.0.0.1', port: Number(process.env.REDIS_PORT) })
   const sub = pub.duplicate()

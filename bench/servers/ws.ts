@@ -1,11 +1,14 @@
 // The floor: raw `ws` with SignalR's own framing and nothing else. A token-only negotiate,
 // the `{}` handshake answer, Echo -> Completion, BroadcastEcho -> "Receive" to everyone
 // (serialised once per protocol). JSON (0x1E records) and MessagePack (VarInt frames).
-// No validation, no timers, no per-connection state beyond the protocol.
+// No validation, no per-connection timers, no per-connection state beyond the protocol.
+// With KEEPALIVE_MS, one shared interval sends a Ping to every connection (the keep-alive
+// SignalR requires, at its cheapest); with BENCH_STATS=1 it serves the scale probes.
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import { decode, encode } from '@msgpack/msgpack'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { benchStats } from './stats.js'
 
 const HUB = '/hubs/scenario'
 const RS = 0x1e
@@ -81,7 +84,21 @@ function onMsgpack (ws: WebSocket, data: Buffer, offset: number): void {
   }
 }
 
+const stats = process.env.BENCH_STATS === '1' ? benchStats(broadcast) : undefined
+if (process.env.KEEPALIVE_MS !== undefined) {
+  const ping = Buffer.from('{"type":6}\u001e')
+  const pingBinary = varIntFrame(encode([6]))
+  setInterval(() => {
+    for (const s of json) s.send(ping)
+    for (const s of msgpack) s.send(pingBinary, { binary: true })
+  }, Number(process.env.KEEPALIVE_MS)).unref()
+}
+
 const server = http.createServer((req, res) => {
+  if (stats !== undefined && req.url?.startsWith('/bench/') === true) {
+    void stats.handle(req, res)
+    return
+  }
   if (req.method === 'POST' && req.url?.startsWith(`${HUB}/negotiate`) === true) {
     req.resume()
     const token = randomBytes(16).toString('base64url')
@@ -123,10 +140,31 @@ server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   console.log(`listening http://127.0.0.1:${typeof a === 'object' && a !== null ? a.port : 0}`)
 })
 function stop (): void {
-  setTimeout(() => { process.exit(0) }, 1000).unref()
+  if (stats === undefined) {
+    setTimeout(() => { process.exit(0) }, 1000).unref()
+    wss.close()
+    server.close(() => { process.exit(0) })
+    for (const s of [...json, ...msgpack]) s.terminate()
+    return
+  }
+  // Timed like app.close(): a Close message and a closing handshake on every connection
+  setTimeout(() => { process.exit(0) }, 120_000).unref()
+  const t0 = performance.now()
+  const all = [...json, ...msgpack]
+  let open = all.length
+  const done = (): void => {
+    console.log(`bench closed-in-ms ${(performance.now() - t0).toFixed(1)}`)
+    process.exit(0)
+  }
+  if (open === 0) done()
+  const close = Buffer.from('{"type":7}\u001e')
+  for (const s of all) {
+    s.once('close', () => { if (--open === 0) done() })
+    s.send(close)
+    s.close(1000)
+  }
   wss.close()
-  server.close(() => { process.exit(0) })
-  for (const s of [...json, ...msgpack]) s.terminate()
+  server.close()
 }
 process.on('SIGTERM', stop)
 process.on('SIGINT', stop)

@@ -1,18 +1,43 @@
 // The `clients` targets of DESIGN.md. Each proxy turns send(method, ...args) into one
 // lifetime-manager call, so the same code fans out in memory or across a backplane.
-import type { HubLifetimeManager, SendTarget } from '../lifetime/hub-lifetime-manager.js'
+import type { HubLifetimeManager, SendPolicy, SendTarget } from '../lifetime/hub-lifetime-manager.js'
 import { checkName, checkNames } from '../names.js'
 import { MessageType } from '../protocol/messages.js'
-import type { ClientProxy, HubCallerClients, HubClients, SingleClientProxy } from '../../types/index.js'
+import type { ClientProxy, HubCallerClients, HubClients, PolicyProxy, SingleClientProxy } from '../../types/index.js'
 import type { ClientChecks } from './client-checks.js'
 
-class TargetProxy implements ClientProxy {
-  constructor (protected readonly lifetime: HubLifetimeManager, protected readonly checks: ClientChecks, private readonly target: SendTarget) {}
+class PolicySender implements PolicyProxy {
+  constructor (
+    protected readonly lifetime: HubLifetimeManager,
+    protected readonly checks: ClientChecks,
+    private readonly target: SendTarget,
+    private readonly policy: SendPolicy | undefined
+  ) {}
 
   async send (method: string, ...args: unknown[]): Promise<void> {
     checkName('method name', method)
     this.checks.arguments(method, args)
-    await this.lifetime.send(this.target, { type: MessageType.Invocation, target: method, arguments: args })
+    await this.lifetime.send(this.target, { type: MessageType.Invocation, target: method, arguments: args }, this.policy)
+  }
+}
+
+// One per target, made on first use: `clients.all.volatile.send(...)` in a loop allocates nothing
+const VOLATILE: SendPolicy = { kind: 'volatile' }
+
+class TargetProxy extends PolicySender implements ClientProxy {
+  private volatileProxy: PolicyProxy | undefined
+
+  constructor (lifetime: HubLifetimeManager, checks: ClientChecks, private readonly sendTarget: SendTarget) {
+    super(lifetime, checks, sendTarget, undefined)
+  }
+
+  get volatile (): PolicyProxy {
+    this.volatileProxy ??= new PolicySender(this.lifetime, this.checks, this.sendTarget, VOLATILE)
+    return this.volatileProxy
+  }
+
+  latest (key: string): PolicyProxy {
+    return new PolicySender(this.lifetime, this.checks, this.sendTarget, { kind: 'latest', key: checkName('latest key', key) })
   }
 }
 

@@ -26,6 +26,9 @@ interface DispatchState {
 }
 
 const ABORTED = Symbol('aborted')
+/** Shared by every call without client-to-server streams: nothing is allocated for them. */
+const NO_STREAM_IDS: readonly string[] = []
+const NO_UPLOADS: UploadStream[] = []
 
 /**
  * What ASP.NET Core's protocols say when arguments do not bind: .NET clients and tests match
@@ -42,7 +45,17 @@ export const MAX_QUEUED_MESSAGES = 128
 export class Dispatcher {
   private readonly states = new WeakMap<Connection, DispatchState>()
 
-  constructor (private readonly hub: CompiledHub, private readonly host: ContextHost) {}
+  /** The methods by the names the hub declares them with: found without lowercasing the target. */
+  private readonly declared: ReadonlyMap<string, CompiledMethod>
+
+  constructor (private readonly hub: CompiledHub, private readonly host: ContextHost) {
+    this.declared = new Map([...hub.methods.values()].map((m) => [m.name, m]))
+  }
+
+  /** Case-insensitive, as ASP.NET Core; the declared casing, which clients nearly always use, costs no new string. */
+  private method (target: string): CompiledMethod | undefined {
+    return this.declared.get(target) ?? this.hub.methods.get(target.toLowerCase())
+  }
 
   /** The handshake is done: messages are queued from now on, and run once connected() is done. */
   prepare (connection: Connection): void {
@@ -157,7 +170,7 @@ export class Dispatcher {
   }
 
   private takesSlot (m: InvocationMessage): boolean {
-    const method = this.hub.methods.get(m.target.toLowerCase())
+    const method = this.method(m.target)
     // Streaming methods, either direction, do not count (ASP.NET Core's rule)
     return method !== undefined && !method.streaming && method.uploads.length === 0
   }
@@ -208,7 +221,7 @@ export class Dispatcher {
   /** Looks up and checks a call; returns the method and arguments, or the error text for the caller. */
   private bind (connection: Connection, state: DispatchState, m: InvocationMessage | StreamInvocationMessage, streaming: boolean):
   { method: CompiledMethod, uploads: UploadStream[] } | { error: string } {
-    const method = this.hub.methods.get(m.target.toLowerCase())
+    const method = this.method(m.target)
     if (method === undefined) {
       connection.logRepeatable('info', 'unknown-method', { method: m.target }, 'signalr: unknown hub method')
       return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Method does not exist.` }
@@ -238,7 +251,7 @@ export class Dispatcher {
           : `The client attempted to invoke the streaming '${m.target}' method with a non-streaming invocation.`
       }
     }
-    const streamIds = m.streamIds ?? []
+    const streamIds = m.streamIds ?? NO_STREAM_IDS
     if (streamIds.length !== method.uploads.length) {
       return { error: `An unexpected error occurred invoking '${m.target}' on the server. HubException: Client sent ${streamIds.length} stream(s), Hub method expects ${method.uploads.length}.` }
     }
@@ -250,7 +263,7 @@ export class Dispatcher {
       }
     }
     const capacity = connection.host.options.streamBufferCapacity
-    const uploads = streamIds.map((id, i) => new UploadStream(capacity, method.uploads[i], `upload stream ${i} of '${method.name}'`))
+    const uploads = streamIds.length === 0 ? NO_UPLOADS : streamIds.map((id, i) => new UploadStream(capacity, method.uploads[i], `upload stream ${i} of '${method.name}'`))
     return { method, uploads }
   }
 
@@ -280,7 +293,7 @@ export class Dispatcher {
         this.pump(connection, state)
       }
     }
-    const streamIds = m.streamIds ?? []
+    const streamIds = m.streamIds ?? NO_STREAM_IDS
     for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
     const observed = connection.host.telemetry.startInvocation(connection, method.name, 'invocation')
     let outcome: InvocationOutcome = 'ok'
@@ -291,7 +304,8 @@ export class Dispatcher {
         if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Failed to invoke '${m.target}' because user is unauthorized` })
         return
       }
-      const result = await observed.run(() => method.handler(ctx, ...m.arguments, ...uploads))
+      // One spread, not two, for the common call without uploads
+      const result = await observed.run(() => uploads.length === 0 ? method.handler(ctx, ...m.arguments) : method.handler(ctx, ...m.arguments, ...uploads))
       if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, result, hasResult: true })
     } catch (err) {
       outcome = 'error'

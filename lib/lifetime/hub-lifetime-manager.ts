@@ -13,14 +13,31 @@ export type SendTarget =
   | { kind: 'groups', names: readonly string[], exclude?: readonly string[] }
   | { kind: 'users', ids: readonly string[] }
 
+/**
+ * How one send treats a connection whose client has more than transportMaxBufferSize unread
+ * (or, with stateful reconnect, has lost its transport). Without a policy the message is
+ * queued and the sender waits for such a connection to drain.
+ * - `volatile`: the message is dropped for that connection (Socket.IO's volatile): for data
+ *   that goes stale, such as a position that the next send repeats.
+ * - `latest`: the message is held for that connection, and a newer send with the same key
+ *   replaces it while it is still held; what is held goes out once the client reads again.
+ * Neither makes the sender wait.
+ */
+export type SendPolicy =
+  | { readonly kind: 'volatile' }
+  | { readonly kind: 'latest', readonly key: string }
+
 /** The part of a connection a lifetime manager needs. */
 export interface LifetimeConnection {
   readonly connectionId: string
   readonly userId: string | undefined
   /** The hub protocol it speaks once the handshake is done (a backplane parses and writes in it). */
   readonly protocol: HubProtocol | undefined
-  /** Queues an already-serialised message; returns false when the connection is gone. */
-  write (message: SerializedMessage): boolean
+  /**
+   * Queues an already-serialised message (or, by `policy`, drops or holds it for a congested
+   * client); returns false when the connection is gone.
+   */
+  write (message: SerializedMessage, policy?: SendPolicy): boolean
   /** The client has more unread than the hub allows: a sender should wait for drained(). */
   readonly congested: boolean
   /** Resolves once the connection is no longer congested, or has ended (bounded by the send timeout). */
@@ -41,7 +58,8 @@ export interface HubLifetimeManager {
   onConnected (connection: LifetimeConnection): Promise<void>
   /** Removes the connection from every index (groups, user). */
   onDisconnected (connection: LifetimeConnection): Promise<void>
-  send (target: SendTarget, message: InvocationMessage): Promise<void>
+  // With a policy the sender never waits: congested connections drop or hold the message
+  send (target: SendTarget, message: InvocationMessage, policy?: SendPolicy): Promise<void>
   /** A client result from one connection; rejects if it does not exist or disconnects. */
   invokeConnection (connectionId: string, method: string, args: unknown[], timeoutMs: number): Promise<unknown>
   /** Closes a connection wherever it lives; a no-op for an unknown one. */

@@ -4,7 +4,7 @@
 import { ClientResultError } from '../errors.js'
 import type { InvocationMessage } from '../protocol/messages.js'
 import { SerializedMessage } from '../protocol/serialized-message.js'
-import type { HubLifetimeManager, LifetimeConnection, SendTarget } from './hub-lifetime-manager.js'
+import type { HubLifetimeManager, LifetimeConnection, SendPolicy, SendTarget } from './hub-lifetime-manager.js'
 
 export class MemoryHubLifetimeManager implements HubLifetimeManager {
   private readonly byId = new Map<string, LifetimeConnection>()
@@ -27,11 +27,11 @@ export class MemoryHubLifetimeManager implements HubLifetimeManager {
     if (connection.userId !== undefined) removeFrom(this.users, connection.userId, connection)
   }
 
-  async send (target: SendTarget, message: InvocationMessage): Promise<void> {
+  async send (target: SendTarget, message: InvocationMessage, policy?: SendPolicy): Promise<void> {
     const serialized = new SerializedMessage(message)
     let congested: LifetimeConnection[] | undefined
     const write = (c: LifetimeConnection): void => {
-      if (c.write(serialized) && c.congested) (congested ??= []).push(c)
+      if (c.write(serialized, policy) && policy === undefined && c.congested) (congested ??= []).push(c)
     }
     switch (target.kind) {
       case 'all': {

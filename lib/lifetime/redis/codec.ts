@@ -5,6 +5,7 @@
 // are checked, extra items are ignored, and anything malformed throws
 // FST_SIGNALR_INVALID_MESSAGE without reading past the payload.
 import { InvalidMessageError } from '../../errors.js'
+import type { SendPolicy } from '../hub-lifetime-manager.js'
 
 export const GroupAction = { Add: 1, Remove: 2 } as const
 export type GroupActionValue = typeof GroupAction[keyof typeof GroupAction]
@@ -17,7 +18,17 @@ export interface RedisInvocation {
   /** Client results only: the invocation id and the (unprefixed) channel the Completion goes back on. */
   invocationId?: string
   returnChannel?: string
+  /**
+   * Ours, not ASP.NET Core's: a send's backpressure policy, as a fifth item after a nil
+   * invocation id and return channel. .NET servers read the first four items and ignore the
+   * rest, so their connections get the message as a plain send.
+   */
+  policy?: SendPolicy
 }
+
+/** The fifth item's first element. */
+const POLICY_VOLATILE = 1
+const POLICY_LATEST = 2
 
 export interface RedisGroupCommand {
   id: number
@@ -88,6 +99,10 @@ class Writer {
     return this.head(0xd2, v >>> 0, 4)
   }
 
+  nil (): this {
+    return this.byte(0xc0)
+  }
+
   private byte (b: number): this {
     this.parts.push(Buffer.of(b))
     this.size += 1
@@ -129,10 +144,12 @@ export function writeInvocation (o: {
   excluded?: readonly string[]
   invocationId?: string
   returnChannel?: string
+  policy?: SendPolicy
 }): Buffer {
   const w = new Writer()
   const clientResult = o.returnChannel !== undefined && o.returnChannel !== ''
-  w.arrayHeader(clientResult ? 4 : 2)
+  const policy = clientResult ? undefined : o.policy
+  w.arrayHeader(policy !== undefined ? 5 : clientResult ? 4 : 2)
   const excluded = o.excluded ?? []
   w.arrayHeader(excluded.length)
   for (const id of excluded) w.str(id)
@@ -140,6 +157,11 @@ export function writeInvocation (o: {
   w.mapHeader(entries.length)
   for (const [name, bytes] of entries) w.str(name).bin(bytes)
   if (clientResult) w.str(o.invocationId ?? '').str(o.returnChannel as string)
+  if (policy !== undefined) {
+    w.nil().nil()
+    if (policy.kind === 'volatile') w.arrayHeader(1).int(POLICY_VOLATILE)
+    else w.arrayHeader(2).int(POLICY_LATEST).str(policy.key)
+  }
   return w.toBuffer()
 }
 
@@ -293,6 +315,13 @@ export function readInvocation (payload: Buffer): RedisInvocation {
   if (length > 3) {
     out.invocationId = r.str()
     out.returnChannel = r.str()
+  }
+  if (length > 4) {
+    // A policy kind we do not know (a newer server's) is delivered as a plain send
+    const items = r.minimum(r.arrayHeader(), 1)
+    const kind = r.int()
+    if (kind === POLICY_VOLATILE) out.policy = { kind: 'volatile' }
+    else if (kind === POLICY_LATEST && items >= 2) out.policy = { kind: 'latest', key: r.requiredStr() }
   }
   return out
 }

@@ -10,7 +10,7 @@ import {
 import type { HubProtocol } from '../../protocol/hub-protocol.js'
 import { MessageType, type CompletionMessage, type InvocationMessage } from '../../protocol/messages.js'
 import { SerializedMessage } from '../../protocol/serialized-message.js'
-import type { BackplaneHub, HubLifetimeManager, LifetimeConnection, SendTarget } from '../hub-lifetime-manager.js'
+import type { BackplaneHub, HubLifetimeManager, LifetimeConnection, SendPolicy, SendTarget } from '../hub-lifetime-manager.js'
 import { RedisChannels } from './channels.js'
 import {
   GroupAction, readAck, readCompletion, readGroupCommand, readInvocation, writeAck, writeCompletion, writeGroupCommand, writeInvocation,
@@ -213,15 +213,16 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
   // Sends
 
   /** One payload per publish: each protocol's bytes are made once, however many channels it goes to. */
-  private payload (message: InvocationMessage, extra: { excluded?: readonly string[], invocationId?: string, returnChannel?: string } = {}): Buffer {
+  private payload (message: InvocationMessage, extra: { excluded?: readonly string[], invocationId?: string, returnChannel?: string, policy?: SendPolicy } = {}): Buffer {
     const serialized = new SerializedMessage(message)
     return writeInvocation({ serialized: this.protocols.map((p) => [p.name, serialized.bytesFor(p)] as const), ...extra })
   }
 
-  async send (target: SendTarget, message: InvocationMessage): Promise<void> {
+  async send (target: SendTarget, message: InvocationMessage, policy?: SendPolicy): Promise<void> {
     await this.ensureStarted()
-    await this.publishSend(target, message)
-    await this.paceToLocalReaders()
+    await this.publishSend(target, message, policy)
+    // A policy never waits: the receiving servers drop or hold the message for slow readers
+    if (policy === undefined) await this.paceToLocalReaders()
   }
 
   /**
@@ -239,11 +240,11 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     await Promise.all(waits)
   }
 
-  private async publishSend (target: SendTarget, message: InvocationMessage): Promise<void> {
+  private async publishSend (target: SendTarget, message: InvocationMessage, policy: SendPolicy | undefined): Promise<void> {
     const c = this.channels
     switch (target.kind) {
       case 'all':
-        await this.seam.publish(c.all, this.payload(message, { excluded: target.exclude }))
+        await this.seam.publish(c.all, this.payload(message, { excluded: target.exclude, policy }))
         return
       case 'connections': {
         // A single connection here is written directly, as ASP.NET Core's SendConnectionAsync
@@ -252,22 +253,22 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
           const local = this.local.get(target.ids[0])
           if (local !== undefined) {
             const serialized = new SerializedMessage(message)
-            this.writeLocal(local, serialized)
+            this.writeLocal(local, serialized, policy)
             if (serialized.error !== undefined) throw serialized.error
             return
           }
         }
-        const payload = this.payload(message)
+        const payload = this.payload(message, { policy })
         await Promise.all(target.ids.map(async (id) => await this.seam.publish(c.connection(id), payload)))
         return
       }
       case 'groups': {
-        const payload = this.payload(message, { excluded: target.exclude })
+        const payload = this.payload(message, { excluded: target.exclude, policy })
         await Promise.all(target.names.map(async (name) => await this.seam.publish(c.group(name), payload)))
         return
       }
       case 'users': {
-        const payload = this.payload(message)
+        const payload = this.payload(message, { policy })
         await Promise.all(target.ids.map(async (id) => await this.seam.publish(c.user(id), payload)))
       }
     }
@@ -288,12 +289,12 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     const message = new RemoteMessage(invocation.serialized)
     const excluded = invocation.excluded.length === 0 ? undefined : new Set(invocation.excluded)
     for (const c of members) {
-      if (excluded === undefined || !excluded.has(c.connectionId)) this.writeLocal(c, message)
+      if (excluded === undefined || !excluded.has(c.connectionId)) this.writeLocal(c, message, invocation.policy)
     }
   }
 
-  private writeLocal (c: LifetimeConnection, message: SerializedMessage): void {
-    if (c.write(message) && c.congested) this.congestedLocal.add(c)
+  private writeLocal (c: LifetimeConnection, message: SerializedMessage, policy?: SendPolicy): void {
+    if (c.write(message, policy) && policy === undefined && c.congested) this.congestedLocal.add(c)
   }
 
   private onConnectionMessage (channel: string, payload: Buffer, members: ReadonlySet<LifetimeConnection>): void {
@@ -301,7 +302,7 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     if (invocation === undefined) return
     for (const c of members) {
       if (invocation.invocationId !== undefined && invocation.returnChannel !== undefined) this.forwardClientResult(c, invocation)
-      else this.writeLocal(c, new RemoteMessage(invocation.serialized))
+      else this.writeLocal(c, new RemoteMessage(invocation.serialized), invocation.policy)
     }
   }
 
