@@ -61,7 +61,7 @@ test('connections opened and closed across a Redis fleet leave nothing behind', 
   }))
   t.same(failures, [], 'every connection opened, joined and closed')
   for (const s of servers) await until(() => s.app.signalr.connectionCount === 0, 15_000)
-  const empty = { connections: 0, connectionGroups: 0, connectionSubscriptions: 0, groupSubscriptions: 0, userSubscriptions: 0, pendingAcks: 0, pendingResults: 0, pendingRequests: 0 }
+  const empty = { connections: 0, connectionGroups: 0, connectionSubscriptions: 0, groupSubscriptions: 0, userSubscriptions: 0, pendingAcks: 0, pendingResults: 0, pendingRequests: 0, pendingForwards: 0, servedForOthers: 0 }
   for (const [i, s] of servers.entries()) {
     await until(() => manager(s).indexSizes().connectionSubscriptions === 0, 10_000)
     t.same(manager(s).indexSizes(), empty, `server ${i}: every index is empty`)
