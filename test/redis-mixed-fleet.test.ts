@@ -92,6 +92,11 @@ if (why !== false) {
     // The answering client disconnects first, on each kind of server
     const disconnectFirst = async (caller: Member, url: string): Promise<string> => {
       const victim = await join(t, url, 'victim', 'eve', 'json')
+      // ASP.NET Core subscribes a connection's channel only after the handshake it has already
+      // answered (OnConnectedAsync follows it), so a call sent at once can find no subscriber
+      // there: wait until the victim's owner listens, as any sender in a fleet must
+      const channel = `${FLEET_HUB_NAME}:connection:${victim.id}`
+      await until(() => Number(redis.cli('PUBSUB', 'NUMSUB', channel).split('\n')[1]) >= 1, 30_000)
       let asked = false
       victim.conn.on('Ask', () => { asked = true; return new Promise(() => {}) })
       const answer = error(caller, victim.id)
