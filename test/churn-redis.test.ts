@@ -4,19 +4,13 @@
 // subscription, presence key, pending ack or result, or timer is left behind.
 import http from 'node:http'
 import { test } from 'tap'
-import type { RedisHubLifetimeManager } from '../lib/lifetime/redis/manager.js'
-import { FLEET_HUB_NAME, FLEET_PATH, startFleetServer, type FleetServer } from './fixtures/fleet.js'
+import { FLEET_HUB_NAME, FLEET_PATH, startFleetServer, fleetManager } from './fixtures/fleet.js'
 import { redisMissing, startRedis } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
 import { completion, encode, invocation, open, type Kind } from './fixtures/wire.js'
-import { registryOf } from '../lib/registry.js'
 
 const TOTAL = 1200
 const CONCURRENCY = 50
-
-function manager (s: FleetServer): RedisHubLifetimeManager {
-  return (registryOf(s.app.signalr) as unknown as { hubs: Map<string, { lifetime: RedisHubLifetimeManager }> }).hubs.get(FLEET_PATH)?.lifetime as RedisHubLifetimeManager
-}
 
 function timers (): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
@@ -26,7 +20,7 @@ const missing = redisMissing()
 test('connections opened and closed across a Redis fleet leave nothing behind', { skip: missing === false ? undefined : missing }, async (t) => {
   const redis = await startRedis(t)
   const servers = [await startFleetServer(t, redis, 'ioredis', { heartbeatInterval: 1000 }), await startFleetServer(t, redis, 'node-redis', { heartbeatInterval: 1000 })]
-  const fixed = servers.map((s) => manager(s).subscribedChannels())
+  const fixed = servers.map((s) => fleetManager(s).subscribedChannels())
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY })
   t.teardown(() => { agent.destroy() })
   const failures: string[] = []
@@ -63,9 +57,9 @@ test('connections opened and closed across a Redis fleet leave nothing behind', 
   for (const s of servers) await until(() => s.app.signalr.connectionCount === 0, 15_000)
   const empty = { connections: 0, connectionGroups: 0, connectionSubscriptions: 0, groupSubscriptions: 0, userSubscriptions: 0, pendingAcks: 0, pendingResults: 0, pendingRequests: 0, pendingForwards: 0, servedForOthers: 0 }
   for (const [i, s] of servers.entries()) {
-    await until(() => manager(s).indexSizes().connectionSubscriptions === 0, 10_000)
-    t.same(manager(s).indexSizes(), empty, `server ${i}: every index is empty`)
-    t.same(manager(s).subscribedChannels(), fixed[i], `server ${i}: only its fixed channels are subscribed`)
+    await until(() => fleetManager(s).indexSizes().connectionSubscriptions === 0, 10_000)
+    t.same(fleetManager(s).indexSizes(), empty, `server ${i}: every index is empty`)
+    t.same(fleetManager(s).subscribedChannels(), fixed[i], `server ${i}: only its fixed channels are subscribed`)
   }
   const channels = redis.cli('PUBSUB', 'CHANNELS').split('\n').filter((x) => x !== '').sort()
   t.same(channels, [...new Set(fixed.flat())].sort(), 'Redis has no other subscription (PUBSUB CHANNELS)')

@@ -4,23 +4,17 @@
 // commandTimeout (or are delivered), a warning is logged on loss and on recovery, and every
 // channel is subscribed again afterwards (PUBSUB NUMSUB) with presence written back.
 import t from 'tap'
-import type { RedisHubLifetimeManager } from '../lib/lifetime/redis/manager.js'
 import { connect, nextCall, record, signalR } from './fixtures/client.js'
-import { FLEET_PATH, startFleetServer, type FleetServer } from './fixtures/fleet.js'
+import { FLEET_PATH, startFleetServer, type FleetServer, fleetManager } from './fixtures/fleet.js'
 import { numsub, redisMissing, startRedis, type ClientKind, type RedisServer } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
-import { registryOf } from '../lib/registry.js'
 
 const COMMAND_TIMEOUT = 800
-
-function manager (s: FleetServer): RedisHubLifetimeManager {
-  return (registryOf(s.app.signalr) as unknown as { hubs: Map<string, { lifetime: RedisHubLifetimeManager }> }).hubs.get(FLEET_PATH)?.lifetime as RedisHubLifetimeManager
-}
 
 /** Every channel each server subscribed has exactly its subscribers in Redis. */
 function allSubscribed (redis: RedisServer, servers: FleetServer[]): boolean {
   const want = new Map<string, number>()
-  for (const s of servers) for (const ch of manager(s).subscribedChannels()) want.set(ch, (want.get(ch) ?? 0) + 1)
+  for (const s of servers) for (const ch of fleetManager(s).subscribedChannels()) want.set(ch, (want.get(ch) ?? 0) + 1)
   const have = numsub(redis, [...want.keys()])
   return [...want].every(([ch, n]) => have.get(ch) === n)
 }

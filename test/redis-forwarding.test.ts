@@ -4,16 +4,10 @@
 // ignored without harm and without publishing anywhere; nothing is left pending.
 import t from 'tap'
 import { redisBackplane } from '../lib/lifetime/redis/index.js'
-import type { RedisHubLifetimeManager } from '../lib/lifetime/redis/manager.js'
 import { encodeForward, tokenHash } from '../lib/lifetime/redis/forwarding.js'
-import { registryOf } from '../lib/registry.js'
-import { FLEET_HUB_NAME, FLEET_PATH, startFleetServer, type FleetServer } from './fixtures/fleet.js'
+import { FLEET_HUB_NAME, startFleetServer, type FleetServer, fleetManager } from './fixtures/fleet.js'
 import { redisClient, redisMissing, startRedis, type ClientKind } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
-
-function manager (s: FleetServer): RedisHubLifetimeManager {
-  return (registryOf(s.app.signalr) as unknown as { hubs: Map<string, { lifetime: RedisHubLifetimeManager }> }).hubs.get(FLEET_PATH)?.lifetime as RedisHubLifetimeManager
-}
 
 const missing = redisMissing()
 if (missing !== false) {
@@ -42,8 +36,8 @@ if (missing !== false) {
       const poll = await at(A)
       t.equal(poll.status, 200, 'a poll on A is answered by B')
       t.equal(await poll.text(), '{}\x1e', 'with the handshake answer')
-      t.equal(manager(A).forwarding?.counts.forwarded, 2, 'A forwarded two requests')
-      t.equal(manager(B).forwarding?.counts.served, 2, 'B served two')
+      t.equal(fleetManager(A).forwarding?.counts.forwarded, 2, 'A forwarded two requests')
+      t.equal(fleetManager(B).forwarding?.counts.served, 2, 'B served two')
 
       // A stranger with access to Redis publishes on the connection's channel
       const stranger = await redisClient(t, redis, 'ioredis') as { publish: (c: string, m: Buffer) => Promise<number>, subscribe: (c: string) => Promise<unknown>, on: (e: string, l: (...a: unknown[]) => void) => void, duplicate: () => unknown }
@@ -63,7 +57,7 @@ if (missing !== false) {
 
       t.equal((await at(A, 'DELETE')).status, 202, 'DELETE through A ends it on B')
       await until(() => B.app.signalr.connectionCount === 0)
-      t.equal(manager(A).indexSizes().pendingForwards, 0, 'nothing is left pending on A')
+      t.equal(fleetManager(A).indexSizes().pendingForwards, 0, 'nothing is left pending on A')
       t.notOk(redis.cli('KEYS', '*').includes(token), 'the token is in no Redis key')
     })
   }
