@@ -11,6 +11,7 @@ import { checkName } from './lib/names.js'
 import { resolveHubOptions, resolvePluginOptions, type PluginOptionsInput } from './lib/options.js'
 import { protocolsByName } from './lib/protocol/index.js'
 import { normalizePath, Registry, SignalRView } from './lib/registry.js'
+import { BackplaneTelemetry } from './lib/telemetry/backplane.js'
 import { Telemetry, telemetryOptionProblem, type TelemetryOptions } from './lib/telemetry/telemetry.js'
 import { mapHubRoutes } from './lib/transports/routes.js'
 import { HubPathCase } from './lib/transports/path-case.js'
@@ -86,7 +87,13 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
     // The fleet knows a hub by the path its clients use
     const lifetime: HubLifetimeManager = scaleOut === undefined
       ? new MemoryHubLifetimeManager()
-      : scaleOut.createLifetimeManager({ path: fullPath, protocols: protocolsByName(options.protocols), log: this.log, clientResultTimeout: options.clientResultTimeout })
+      : scaleOut.createLifetimeManager({
+        path: fullPath,
+        protocols: protocolsByName(options.protocols),
+        log: this.log,
+        clientResultTimeout: options.clientResultTimeout,
+        observer: new BackplaneTelemetry(telemetry, fullPath, typeof scaleOut.name === 'string' ? scaleOut.name : 'custom')
+      })
     const mapped = new MappedHub({
       path: fullPath,
       hub: compileHub(definition),

@@ -123,6 +123,23 @@ export interface ConnectionForwarding {
   unserve (token: string): void
 }
 
+/** The bounded set of channel kinds a backplane publishes on (a metric attribute). */
+export type BackplaneChannelKind = 'all' | 'connection' | 'group' | 'user' | 'group_management' | 'ack' | 'return' | 'server_request' | 'forward'
+
+/** Why a backplane operation failed (a metric attribute). */
+export type BackplaneFailure = 'unavailable' | 'timeout' | 'error'
+
+/**
+ * What a backplane reports about its own traffic and health, for metrics. Counting only:
+ * the backplane logs for itself.
+ */
+export interface BackplaneObserver {
+  published (channel: BackplaneChannelKind): void
+  failed (operation: 'publish' | 'subscribe' | 'command', reason: BackplaneFailure): void
+  /** The connection to the backplane's server came back after it had been lost. */
+  reconnected (): void
+}
+
 /** What a backplane learns about each hub it serves. */
 export interface BackplaneHub {
   /** The hub's path (normalised, without a trailing slash). */
@@ -131,6 +148,8 @@ export interface BackplaneHub {
   readonly protocols: ReadonlyMap<string, HubProtocol>
   readonly log: FastifyBaseLogger
   readonly clientResultTimeout: number
+  /** Where the backplane's publishes, failures and reconnects are counted, when observed. */
+  readonly observer?: BackplaneObserver
 }
 
 /**
@@ -138,5 +157,7 @@ export interface BackplaneHub {
  * hub's lifetime manager. `fastify-signalr/redis` provides one.
  */
 export interface Backplane {
+  /** What it runs on, such as 'redis': the `signalr.backplane` attribute of its metrics. */
+  readonly name?: string
   createLifetimeManager (hub: BackplaneHub): HubLifetimeManager
 }

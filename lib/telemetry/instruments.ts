@@ -20,6 +20,9 @@ export interface Instruments {
   readonly outboundWaiting: ObservableGauge
   readonly slowClientCloses: Counter
   readonly handshakeFailures: Counter
+  readonly backplanePublishes: Counter
+  readonly backplaneFailures: Counter
+  readonly backplaneReconnects: Counter
 }
 
 export function createInstruments (meter: Meter): Instruments {
@@ -69,6 +72,18 @@ export function createInstruments (meter: Meter): Instruments {
     handshakeFailures: meter.createCounter('signalr.server.handshake.failures', {
       unit: '{handshake}',
       description: 'Handshakes refused, by hub and reason.'
+    }),
+    backplanePublishes: meter.createCounter('signalr.server.backplane.publishes', {
+      unit: '{message}',
+      description: 'Messages a hub published on its backplane, by hub, backplane and channel kind.'
+    }),
+    backplaneFailures: meter.createCounter('signalr.server.backplane.failures', {
+      unit: '{operation}',
+      description: 'Backplane publishes, subscribes and commands that failed, by hub, backplane, operation and reason.'
+    }),
+    backplaneReconnects: meter.createCounter('signalr.server.backplane.reconnects', {
+      unit: '{reconnect}',
+      description: "Times a hub's backplane connection came back after it had been lost, by hub and backplane."
     })
   }
 }

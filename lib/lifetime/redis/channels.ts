@@ -3,6 +3,9 @@
 // StackExchange.Redis's ChannelPrefix concatenated in front as it does, so Node and .NET
 // servers of one hub share them. Everything we add beyond ASP.NET Core (presence, requests
 // between our servers) lives under `{hub}:fastify-signalr:`, which no .NET server reads.
+import type { BackplaneChannelKind } from '../hub-lifetime-manager.js'
+
+const INTERNAL_KINDS: Readonly<Record<string, BackplaneChannelKind>> = { groups: 'group_management', ack: 'ack', return: 'return' }
 
 export class RedisChannels {
   /** What goes on the wire before every name: ChannelPrefix + hub name. */
@@ -52,6 +55,18 @@ export class RedisChannels {
 
   requestsOf (serverName: string): string {
     return `${this.wire}:fastify-signalr:server:${serverName}`
+  }
+
+  /**
+   * The kind of a channel this hub publishes on, for metrics: channel names carry ids and
+   * group names, which are unbounded; their kind is not.
+   */
+  kindOf (channel: string): BackplaneChannelKind {
+    if (!channel.startsWith(this.wire + ':')) return 'return' // another hub's return channel: client results only
+    const [first, second = ''] = channel.slice(this.wire.length + 1).split(':', 2)
+    if (first === 'all' || first === 'connection' || first === 'group' || first === 'user') return first
+    if (first === 'internal') return INTERNAL_KINDS[second] ?? 'group_management'
+    return second === 'server' ? 'server_request' : 'forward'
   }
 
   /** Presence keys (ours): see presence.ts. */

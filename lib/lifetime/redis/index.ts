@@ -66,6 +66,7 @@ export function defaultServerName (): string {
 }
 
 export class RedisBackplane implements Backplane {
+  readonly name = 'redis'
   readonly serverName: string
   private readonly settings: Required<Omit<RedisBackplaneSettings, 'hubName' | 'serverName' | 'forwarding'>>
   readonly forwarding: boolean

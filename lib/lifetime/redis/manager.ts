@@ -20,6 +20,7 @@ import { RedisForwarding } from './forwarding.js'
 import { Presence } from './presence.js'
 import { RemoteMessage } from './remote-message.js'
 import { ServerRequests } from './requests.js'
+import { observedSeam } from './observed-seam.js'
 import type { RedisSeam } from './seam.js'
 import { SubscriptionTable } from './subscriptions.js'
 
@@ -64,8 +65,10 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
   private starting: Promise<void> | undefined
   private closed = false
 
+  private readonly seam: RedisSeam
+
   constructor (
-    private readonly seam: RedisSeam,
+    seam: RedisSeam,
     private readonly seamStarted: () => Promise<void>,
     private readonly hub: BackplaneHub,
     private readonly settings: RedisManagerSettings,
@@ -74,11 +77,12 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     this.log = hub.log
     this.protocols = [...hub.protocols.values()]
     this.channels = new RedisChannels(settings.channelPrefix, settings.hubName, settings.serverName)
-    this.presence = new Presence(seam, this.channels, settings.serverName, settings.heartbeatInterval)
-    this.requests = new ServerRequests(seam, this.channels, this.log)
+    this.seam = observedSeam(seam, this.channels, hub.observer)
+    this.presence = new Presence(this.seam, this.channels, settings.serverName, settings.heartbeatInterval)
+    this.requests = new ServerRequests(this.seam, this.channels, this.log)
     this.forwarding = settings.forwarding === undefined
       ? undefined
-      : new RedisForwarding(seam, this.channels, { serverName: settings.serverName, probeInterval: settings.forwarding.probeInterval },
+      : new RedisForwarding(this.seam, this.channels, { serverName: settings.serverName, probeInterval: settings.forwarding.probeInterval },
         async () => { await this.ensureStarted() }, (work) => { void this.track(work) }, this.log)
     this.requests.handle('close', async ([connectionId, error, allowReconnect]) => {
       const c = this.local.get(connectionId)
@@ -88,9 +92,9 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     const deliver = (channel: string, payload: Buffer, members: ReadonlySet<LifetimeConnection>): void => {
       this.deliver(channel, payload, members)
     }
-    this.connectionSubs = new SubscriptionTable(seam, (channel, payload, members) => { this.onConnectionMessage(channel, payload, members) })
-    this.groupSubs = new SubscriptionTable(seam, deliver)
-    this.userSubs = new SubscriptionTable(seam, deliver)
+    this.connectionSubs = new SubscriptionTable(this.seam, (channel, payload, members) => { this.onConnectionMessage(channel, payload, members) })
+    this.groupSubs = new SubscriptionTable(this.seam, deliver)
+    this.userSubs = new SubscriptionTable(this.seam, deliver)
     // Subscribed at once, as ASP.NET Core does: a broadcast published while the first
     // connection is being accepted must not be missed. A failure is retried by the next call.
     this.ensureStarted().catch((err: unknown) => { this.log.warn({ err }, 'signalr: the Redis backplane could not subscribe yet; it will try again') })
@@ -559,7 +563,9 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
 
   /** Redis is back: our share of presence may be stale or gone (a restarted Redis keeps nothing). */
   async recovered (): Promise<void> {
-    if (this.starting === undefined || this.closed) return
+    if (this.closed) return
+    this.hub.observer?.reconnected()
+    if (this.starting === undefined) return
     await this.presence.rewrite(this)
   }
 

@@ -6,6 +6,7 @@
 // connection is known to be down, and after `timeoutMs` when Redis does not answer.
 import { EventEmitter } from 'node:events'
 import { BackplaneUnavailableError } from '../../errors.js'
+import type { BackplaneFailure } from '../hub-lifetime-manager.js'
 
 type Listener = (...args: never[]) => void
 
@@ -54,6 +55,22 @@ export function isNodeRedis (c: unknown): c is NodeRedisLike {
 }
 
 export type SeamEvent = 'down' | 'up'
+
+// Why a seam call failed, kept on the error it throws so that the observer counts failures
+// by a bounded reason without parsing messages
+const kFailure = Symbol('fastify-signalr.backplane-failure')
+type Tagged = Error & { [kFailure]?: BackplaneFailure }
+
+function failing (reason: BackplaneFailure, what: string): Error {
+  const err: Tagged = new BackplaneUnavailableError(what)
+  err[kFailure] = reason
+  return err
+}
+
+/** The reason a seam call failed with `err`: 'error' for anything the seam did not make. */
+export function failureOf (err: unknown): BackplaneFailure {
+  return (err as Tagged | undefined)?.[kFailure] ?? 'error'
+}
 
 export interface RedisSeam {
   readonly kind: 'node-redis' | 'ioredis'
@@ -121,19 +138,19 @@ abstract class BaseSeam extends EventEmitter implements RedisSeam {
   }
 
   private async bounded<T> (what: string, work: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new BackplaneUnavailableError(`${what}: the backplane is closed`)
-    if (!this.ready) throw new BackplaneUnavailableError(`${what}: not connected to Redis`)
+    if (this.closed) throw failing('unavailable', `${what}: the backplane is closed`)
+    if (!this.ready) throw failing('unavailable', `${what}: not connected to Redis`)
     let timer: NodeJS.Timeout | undefined
     try {
       return await Promise.race([
         work(),
         new Promise<never>((_resolve, reject) => {
-          timer = setTimeout(() => { reject(new BackplaneUnavailableError(`${what}: Redis did not answer within ${this.timeoutMs}ms`)) }, this.timeoutMs)
+          timer = setTimeout(() => { reject(failing('timeout', `${what}: Redis did not answer within ${this.timeoutMs}ms`)) }, this.timeoutMs)
         })
       ])
     } catch (err) {
       if ((err as { code?: string }).code === 'FST_SIGNALR_BACKPLANE_UNAVAILABLE') throw err
-      throw new BackplaneUnavailableError(`${what}: ${(err as Error).message}`)
+      throw failing('error', `${what}: ${(err as Error).message}`)
     } finally {
       clearTimeout(timer)
     }
