@@ -1,8 +1,10 @@
 // The demo app: the chat hub, the page and its typed script, the official browser client's
-// bundles and a favicon.
+// bundles, a favicon, and the SignalR metrics for Prometheus at GET /metrics.
 // demo/server.ts runs it; test/demo-browser.test.ts drives it in Chromium.
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus'
+import { MeterProvider } from '@opentelemetry/sdk-metrics'
 import { build } from 'esbuild'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import signalr from '../index.js'
@@ -48,7 +50,16 @@ export async function buildDemo (options: FastifyServerOptions = {}): Promise<Fa
   const app = Fastify(options)
   const script = await pageScript()
   app.get('/client.js', async (_request, reply) => await reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(script))
-  await app.register(signalr, { allowStatefulReconnects: true })
+  // The README's Prometheus setup, with the provider handed to the plugin instead of made
+  // global, so that each demo app (tests build several in one process) has its own
+  const exporter = new PrometheusExporter({ preventServerStart: true })
+  const meterProvider = new MeterProvider({ readers: [exporter] })
+  app.addHook('onClose', async () => { await meterProvider.shutdown() })
+  app.get('/metrics', (request, reply) => {
+    reply.hijack()
+    exporter.getMetricsRequestHandler(request.raw, reply.raw)
+  })
+  await app.register(signalr, { allowStatefulReconnects: true, telemetry: { meterProvider } })
   // A demo trusts the name a page sends; a real app takes the user from its auth (see the README)
   app.hub('/hubs/chat', chatHub, {
     userId: (request) => nameFrom(request.query),

@@ -51,6 +51,24 @@ test('the demo hub: names, rooms, who is online, and a clear answer to invalid a
   await t.rejects(ann.invoke('Join', 'no/slashes'), { message: /Argument 0 is invalid/ })
 })
 
+test('the demo serves the standard SignalR metrics for Prometheus at GET /metrics', async (t) => {
+  const app = await buildDemo({ forceCloseConnections: true })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await app.close() })
+  const address = app.server.address()
+  const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
+  const scrape = async (): Promise<string> => await (await fetch(`${base}/metrics`)).text()
+  const ann = await connect(t, `${base}/hubs/chat?name=Ann`, { transport: 'WebSockets' })
+  await connect(t, `${base}/hubs/chat?name=Bo`, { transport: 'WebSockets' })
+  await ann.invoke('Join', 'lobby')
+  const text = await scrape()
+  t.match(text, /^signalr_server_active_connections\{signalr_transport="web_sockets",otel_scope_name="fastify-signalr"\} 2$/m, 'two chat tabs are two active connections')
+  t.match(text, /^signalr_server_invocations_total\{signalr_hub="\/hubs\/chat",signalr_method="Join",signalr_invocation_outcome="ok",otel_scope_name="fastify-signalr"\} 1$/m)
+  await ann.stop()
+  await until(async () => /^signalr_server_connection_duration_count\{signalr_connection_status="normal_closure",signalr_transport="web_sockets",otel_scope_name="fastify-signalr"\} 1$/m.test(await scrape()))
+  t.match(await scrape(), /^signalr_server_active_connections\{signalr_transport="web_sockets",otel_scope_name="fastify-signalr"\} 1$/m, 'one left')
+})
+
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`npm run demo: ${signal} shuts down through app.close(), every client gets its Close`, async (t) => {
     const port = await freePort()
