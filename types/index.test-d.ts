@@ -220,7 +220,7 @@ function rawConnections (): void {
     assert<Equal<typeof next, string | Buffer | undefined>>()
     await connection.send(new Uint8Array([1, 2]))
     // @ts-expect-error TS2345 only text or bytes can be sent
-    await connection.send({ not: 'a message' })
+    await connection.send(42)
     const why = await connection.closed
     assert<Equal<typeof why, Error | undefined>>()
   }, { maximumReceiveMessageSize: 65_536, userId: (request) => request.headers['x-user'] as string | undefined, preHandler: async () => {} })
