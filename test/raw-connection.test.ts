@@ -408,9 +408,13 @@ test('a handler that closes, with or without an error; a client that sends DELET
     for await (const m of c) {
       if (m === 'close') c.close()
       if (m === 'fail') c.close(new Error('refused'))
+      if (m === 'bytes') await c.send(new Uint8Array([104, 105]))
     }
   })
-  const ws = await openConnection(t, url, { transport: 'WebSockets' })
+  const ws = await openConnection(t, url, { transport: 'WebSockets', format: 'Binary' })
+  await ws.connection.send('bytes')
+  await until(() => ws.received.length === 1)
+  t.same(Buffer.from(ws.received[0] as ArrayBuffer), Buffer.from('hi'), 'a Uint8Array goes out as binary')
   await ws.connection.send('close')
   t.equal(await ws.closed, undefined, 'close() ends a WebSocket cleanly (1000)')
   const wsFail = await openConnection(t, url, { transport: 'WebSockets' })
@@ -431,6 +435,29 @@ test('a handler that closes, with or without an error; a client that sends DELET
   t.equal(await sessions[4].read(), undefined, 'and read() answers undefined from then on')
   await t.rejects(sessions[4].send('late'), errors.ConnectionClosedError, 'send() after the end rejects')
   await t.rejects(sessions[4].send(42 as unknown as string), errors.InvalidArgumentError, 'send() refuses what is neither text nor bytes')
+})
+
+test('a handler that lets through the rejection of a send after its client left is not logged as failed', async (t) => {
+  let handlerEnded!: (err: unknown) => void
+  const ended = new Promise<unknown>((resolve) => { handlerEnded = resolve })
+  const { url, logs } = await rawServer(t, async (c) => {
+    try {
+      for (;;) {
+        await c.send('tick')
+        await sleep(5)
+      }
+    } catch (err) {
+      handlerEnded(err)
+      throw err
+    }
+  })
+  const client = await openConnection(t, url, { transport: 'LongPolling' })
+  await until(() => client.received.length > 0)
+  await client.connection.stop()
+  t.type(await ended, errors.ConnectionClosedError, 'the send after the DELETE rejects, and the handler lets it through')
+  await until(() => logs().some((l) => l.msg === 'signalr: the connection handler ended after its connection closed'))
+  t.equal(logs().find((l) => l.msg === 'signalr: the connection handler ended after its connection closed')?.level, 20, 'a debug line')
+  t.notOk(logs().some((l) => l.level === 50), 'no error logged')
 })
 
 test('app.close() while connected over every transport: clients and handlers see the end', async (t) => {

@@ -23,7 +23,7 @@ export class RawSession implements RawConnection {
   private readers: Array<(message: RawMessage | undefined) => void> = []
   private ended = false
   readonly closed: Promise<Error | undefined>
-  private resolveClosed: (error: Error | undefined) => void = () => {}
+  private resolveClosed!: (error: Error | undefined) => void
 
   constructor (private readonly connection: Connection) {
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
