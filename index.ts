@@ -1,22 +1,23 @@
-// Fastify glue only: option validation, WebSocket upgrades, the app.hub and app.signalr
-// decorators, and shutdown. Everything else lives in lib/.
+// Fastify glue only: option validation, WebSocket upgrades, the app.hub, app.signalrConnection
+// and app.signalr decorators, and shutdown. Everything else lives in lib/.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { DuplicateHubError, HubAfterStartError, InvalidOptionError } from './lib/errors.js'
+import { DuplicateHubError, HubAfterStartError, InvalidArgumentError, InvalidOptionError } from './lib/errors.js'
 import { compileHub } from './lib/hub/define-hub.js'
 import { MappedHub } from './lib/hub/mapped-hub.js'
 import type { Backplane, HubLifetimeManager } from './lib/lifetime/hub-lifetime-manager.js'
 import { MemoryHubLifetimeManager } from './lib/lifetime/memory.js'
-import { checkName } from './lib/names.js'
-import { resolveHubOptions, resolvePluginOptions, type PluginOptionsInput } from './lib/options.js'
+import { checkName, type NameKind } from './lib/names.js'
+import { resolveHubOptions, resolvePluginOptions, resolveRawOptions, type PluginOptionsInput } from './lib/options.js'
 import { protocolsByName } from './lib/protocol/index.js'
+import { RawEndpoint } from './lib/raw/raw-endpoint.js'
 import { normalizePath, Registry, SignalRView } from './lib/registry.js'
 import { BackplaneTelemetry } from './lib/telemetry/backplane.js'
 import { Telemetry, telemetryOptionProblem, type TelemetryOptions } from './lib/telemetry/telemetry.js'
-import { mapHubRoutes } from './lib/transports/routes.js'
+import { mapHubRoutes, splitRouteSettings } from './lib/transports/routes.js'
 import { HubPathCase } from './lib/transports/path-case.js'
 import { WebSocketUpgrades } from './lib/transports/upgrade.js'
-import type { HubDefinition, HubRouteOptions } from './types/index.js'
+import type { HubDefinition, HubRouteOptions, RawConnectionHandler, RawConnectionRouteOptions } from './types/index.js'
 
 export type FastifySignalROptions = PluginOptionsInput & {
   /** Scale-out for every hub (a hub's own `backplane` replaces it): see fastify-signalr/redis. */
@@ -71,17 +72,20 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
   let started = false
   fastify.addHook('onReady', async function () { started = true })
 
-  fastify.decorate('signalr', view)
-  fastify.decorate('hub', function hub (this: FastifyInstance, path: string, definition: HubDefinition, routeOptions: HubRouteOptions = {}) {
-    checkName('hub path', path)
-    const fullPath = clientPath(this, path)
+  /** Where a hub or raw connection handler mapped at `path` in `scope` is reached, once it may be mapped there. */
+  function claimPath (scope: FastifyInstance, kind: NameKind, path: string): string {
+    checkName(kind, path)
+    const fullPath = clientPath(scope, path)
     // Routes cannot be added once the app has started: refuse before anything is recorded
     if (started) throw new HubAfterStartError(fullPath)
-    if (registry.hasHub(fullPath)) throw new DuplicateHubError(fullPath)
-    const {
-      onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort,
-      logLevel, config, constraints, userId, backplane, asyncapi, negotiateRedirect, ...hubOptions
-    } = routeOptions
+    if (registry.hasPath(fullPath)) throw new DuplicateHubError(fullPath)
+    return fullPath
+  }
+
+  fastify.decorate('signalr', view)
+  fastify.decorate('hub', function hub (this: FastifyInstance, path: string, definition: HubDefinition, routeOptions: HubRouteOptions = {}) {
+    const fullPath = claimPath(this, 'hub path', path)
+    const { settings, rest: { userId, backplane, asyncapi, negotiateRedirect, ...hubOptions } } = splitRouteSettings(routeOptions)
     const options = resolveHubOptions(defaults, hubOptions)
     const scaleOut = checkBackplane(backplane) ?? defaultBackplane
     // The fleet knows a hub by the path its clients use
@@ -106,10 +110,30 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
       negotiateRedirect: checkRedirect(negotiateRedirect),
       telemetry
     })
-    mapHubRoutes(this, path, mapped, registry, upgrades, {
-      onRequest, preParsing, preValidation, preHandler, preSerialization, onSend, onResponse, onTimeout, onError, onRequestAbort, logLevel, config, constraints
-    }, asyncapi !== undefined && asyncapi !== false)
+    const serveAsyncApi = asyncapi !== undefined && asyncapi !== false
+    mapHubRoutes(this, path, mapped, registry, upgrades, settings, serveAsyncApi
+      ? (request) => mapped.hubContext.asyncapi({ host: request.host, secure: request.protocol === 'https' })
+      : undefined)
     registry.addHub(mapped)
+    pathCase.add(fullPath)
+    return this
+  })
+
+  fastify.decorate('signalrConnection', function signalrConnection (this: FastifyInstance, path: string, handler: RawConnectionHandler, routeOptions: RawConnectionRouteOptions = {}) {
+    const fullPath = claimPath(this, 'connection path', path)
+    if (typeof handler !== 'function') throw new InvalidArgumentError('connection handler', 'must be a function of the connection')
+    const { settings, rest: { userId, ...rawOptions } } = splitRouteSettings(routeOptions)
+    const endpoint = new RawEndpoint({
+      path: fullPath,
+      handler,
+      options: resolveRawOptions(defaults, rawOptions),
+      log: this.log,
+      userId: userId ?? undefined,
+      forget: (connection) => { registry.forget(connection) },
+      telemetry
+    })
+    mapHubRoutes(this, path, endpoint, registry, upgrades, settings)
+    registry.addRaw(fullPath, endpoint.options)
     pathCase.add(fullPath)
     return this
   })

@@ -21,21 +21,41 @@ import type { Transport, TransportKind } from './transports/transport.js'
 
 export type ConnectionState = 'negotiated' | 'handshaking' | 'connected' | 'closed'
 
-/** What the mapped hub provides to its connections. */
-export interface ConnectionHost {
+interface ConnectionHostBase {
   readonly options: ResolvedHubOptions
-  readonly protocols: ReadonlyMap<string, HubProtocol>
   readonly log: FastifyBaseLogger
   readonly telemetry: HubTelemetry
-  /** After a successful handshake. */
+  /** After a successful handshake (a raw connection: as soon as its first transport request binds it). */
   onEstablished (connection: Connection): void
-  onMessages (connection: Connection, messages: HubMessage[]): void
   /**
    * Once, when the connection is gone. `error` is undefined for a clean close;
    * `established` says whether the handshake had succeeded (only then did the hub see it).
    */
   onClosed (connection: Connection, error: Error | undefined, established: boolean): void
 }
+
+/** What a mapped hub provides to its connections: the handshake and hub protocol run here. */
+export interface HubConnectionHost extends ConnectionHostBase {
+  readonly raw: false
+  readonly protocols: ReadonlyMap<string, HubProtocol>
+  onMessages (connection: Connection, messages: HubMessage[]): void
+}
+
+/**
+ * What a raw connection handler (app.signalrConnection) provides: no handshake, no hub
+ * protocol, no Pings and no client timeout, as ASP.NET Core's connection handlers have
+ * none (they are the hub layer's). Each message goes to onData as it came.
+ */
+export interface RawConnectionHost extends ConnectionHostBase {
+  readonly raw: true
+  /** One WebSocket message or one POST body; `binary` says it came as binary, not text. */
+  onData (connection: Connection, data: Buffer, binary: boolean): void
+}
+
+export type ConnectionHost = HubConnectionHost | RawConnectionHost
+
+/** Who the connection's user is, from the opening request. */
+export type UserIdResolver = (request: FastifyRequest) => string | undefined | null
 
 export interface CloseOptions {
   /** The reason, logged and passed to onDisconnected; its text goes to the client only with detailed errors. */
@@ -239,21 +259,43 @@ export class Connection implements LifetimeConnection {
     this.host.telemetry.transportBound(this)
   }
 
-  /** Binds the first transport request; the handshake clock starts now. */
+  /** Binds the first transport request; the handshake clock starts now (a raw connection has no handshake: it is established). */
   attach (transport: Transport, request: FastifyRequest): void {
     this.transport = transport
     this.transportKind = transport.kind
     this.request = request
     this.state = 'handshaking'
     this.handshakeStartedAt = this.lastReceivedAt = this.lastSentAt = Date.now()
+    if (this.host.raw) {
+      this.state = 'connected'
+      this.host.onEstablished(this)
+    }
   }
 
-  /** Bytes from the client, in any slicing: records are reassembled across reads. */
-  receive (data: Buffer): void {
+  /**
+   * Bytes from the client, in any slicing: records are reassembled across reads. A raw
+   * connection takes each call as one message; `binary` says whether it came as binary.
+   */
+  receive (data: Buffer, binary = false): void {
     if (this.state === 'closed' || data.length === 0) return
     this.lastReceivedAt = Date.now()
+    if (this.host.raw) {
+      if (this.state === 'connected') this.host.onData(this, data, binary)
+      return
+    }
     this.inbound.append(data)
     this.process()
+  }
+
+  /** The user, from the endpoint's resolver: computed once, when the connection is established, as ASP.NET Core computes UserIdentifier. */
+  identify (resolve: UserIdResolver | undefined): void {
+    if (resolve === undefined || this.request === undefined) return
+    try {
+      const id = resolve(this.request)
+      this.userId = typeof id === 'string' && id.length > 0 ? id : undefined
+    } catch (err) {
+      this.log.error({ err }, 'signalr: the userId resolver threw; the connection has no user')
+    }
   }
 
   /** Whether a parse now can make progress, or must refuse a record already too long. */
@@ -320,7 +362,7 @@ export class Connection implements LifetimeConnection {
     for (const m of deliver) {
       if (m.type === MessageType.Ping) this.clientTimeoutArmed = true
     }
-    if (deliver.length > 0) this.host.onMessages(this, deliver)
+    if (deliver.length > 0) (this.host as HubConnectionHost).onMessages(this, deliver)
   }
 
   /** The slice is used up: stop reading the client and continue on the next turn. */
@@ -392,7 +434,7 @@ export class Connection implements LifetimeConnection {
     }
     this.inbound.consume(parsed.consumed, false)
     const { protocol: name, version } = parsed.request
-    const protocol = this.host.protocols.get(name.toLowerCase())
+    const protocol = (this.host as HubConnectionHost).protocols.get(name.toLowerCase())
     if (protocol === undefined) {
       this.rejectHandshake(`The protocol '${name}' is not supported.`, 'unsupported_protocol')
       return false
@@ -542,7 +584,7 @@ export class Connection implements LifetimeConnection {
     return true
   }
 
-  private sendFrame (bytes: Buffer): void {
+  private sendFrame (bytes: Buffer, binary = this.binary): void {
     const transport = this.transport
     if (transport === undefined || this.overHardCap()) return
     this.lastSentAt = Date.now()
@@ -550,7 +592,17 @@ export class Connection implements LifetimeConnection {
       this.traffic.messagesSent++
       this.traffic.bytesSent += bytes.length
     }
-    transport.send(bytes, this.binary)
+    transport.send(bytes, binary)
+  }
+
+  /**
+   * A raw connection's message, as it is: a text or binary WebSocket message, an SSE event,
+   * bytes for the next poll. The same outbound bounds as hub messages apply; false once closed.
+   */
+  sendRaw (data: Buffer, binary: boolean): boolean {
+    if (this.state !== 'connected') return false
+    this.sendFrame(data, binary)
+    return true
   }
 
   /**
@@ -722,7 +774,7 @@ export class Connection implements LifetimeConnection {
       this.finish(options.error)
       return
     }
-    if (this.state === 'connected' && this.transport !== undefined) {
+    if (this.state === 'connected' && this.transport !== undefined && !this.host.raw) {
       const error = options.error === undefined || options.clientInitiated === true ? undefined : closeErrorText(options.error, this.host.options.enableDetailedErrors)
       try {
         this.send({ type: MessageType.Close, error, allowReconnect: options.allowReconnect === true })
@@ -730,7 +782,8 @@ export class Connection implements LifetimeConnection {
         this.log.debug({ err }, 'signalr: the Close message could not be written')
       }
     }
-    this.transport?.close()
+    // A raw connection has no Close message: its transport says what it can of the error
+    this.transport?.close(this.host.raw ? options.error : undefined)
     this.finish(options.error)
   }
 
@@ -818,7 +871,8 @@ export class Connection implements LifetimeConnection {
         }
         transport.tick?.(now)
         if (this.state !== 'connected') return
-        if (!transport.inherentKeepAlive) {
+        // Raw connections have neither: they are the hub layer's
+        if (!transport.inherentKeepAlive && !this.host.raw) {
           if (now - this.lastSentAt >= o.keepAliveInterval) {
             this.sendFrame(ping(this.protocol as HubProtocol))
           }

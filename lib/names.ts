@@ -10,6 +10,7 @@ const HubPath = Type.String({ minLength: 1, maxLength: 1024, pattern: '^/[^?#\\s
 
 const checks = {
   'hub path': Compile(HubPath),
+  'connection path': Compile(HubPath),
   'group name': Compile(Name),
   'user id': Compile(Name),
   'connection id': Compile(Name),

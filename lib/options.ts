@@ -38,6 +38,25 @@ export const PluginOptionsSchema = Type.Object({
 
 export type PluginOptionsInput = Static<typeof PluginOptionsSchema>
 
+const h = HubOptionsSchema.properties
+/**
+ * The options of a raw connection handler (app.signalrConnection): the transports' own.
+ * Pings, timeouts of the client and the handshake, invocations, streams, protocols and
+ * stateful reconnect are the hub layer's, as in ASP.NET Core, and are refused here.
+ */
+export const RawOptionsSchema = Type.Object({
+  maximumReceiveMessageSize: h.maximumReceiveMessageSize,
+  transports: h.transports,
+  longPollTimeout: h.longPollTimeout,
+  disconnectTimeout: h.disconnectTimeout,
+  transportSendTimeout: h.transportSendTimeout,
+  transportMaxBufferSize: h.transportMaxBufferSize,
+  allowedOrigins: h.allowedOrigins,
+  minimumNegotiateVersion: h.minimumNegotiateVersion
+}, { additionalProperties: false })
+
+export type RawOptionsInput = Static<typeof RawOptionsSchema>
+
 export interface ResolvedHubOptions {
   keepAliveInterval: number
   clientTimeoutInterval: number
@@ -88,6 +107,8 @@ export const DEFAULTS: ResolvedHubOptions = Object.freeze({
 
 const checkPlugin = Compile(PluginOptionsSchema)
 const checkHub = Compile(HubOptionsSchema)
+const checkRaw = Compile(RawOptionsSchema)
+type Checker = typeof checkPlugin | typeof checkHub | typeof checkRaw
 
 function firstError (errors: Array<{ instancePath: string, message: string, params: unknown }>): [string, string] {
   // additionalProperties errors name the key in params rather than in the path
@@ -100,21 +121,27 @@ function firstError (errors: Array<{ instancePath: string, message: string, para
   return [name === '' ? '(options)' : `'${name}'`, e.message]
 }
 
-function validate (value: unknown, hub: boolean): void {
-  const check = hub ? checkHub : checkPlugin
+function validate (value: unknown, check: Checker): void {
   if (!check.Check(value)) throw new InvalidOptionError(...firstError(check.Errors(value)))
 }
 
 export function resolvePluginOptions (input: unknown): ResolvedHubOptions {
   const options = input ?? {}
-  validate(options, false)
+  validate(options, checkPlugin)
   return merge(DEFAULTS, options as PluginOptionsInput)
 }
 
 export function resolveHubOptions (base: ResolvedHubOptions, input: unknown): ResolvedHubOptions {
   const options = input ?? {}
-  validate(options, true)
+  validate(options, checkHub)
   return merge(base, options as HubOptionsInput)
+}
+
+/** A raw connection handler's options over the plugin's; stateful reconnect is a hub protocol feature, never offered. */
+export function resolveRawOptions (base: ResolvedHubOptions, input: unknown): ResolvedHubOptions {
+  const options = input ?? {}
+  validate(options, checkRaw)
+  return { ...merge(base, options as RawOptionsInput), allowStatefulReconnects: false }
 }
 
 function merge (base: ResolvedHubOptions, input: HubOptionsInput): ResolvedHubOptions {

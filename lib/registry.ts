@@ -1,16 +1,20 @@
-// The registry behind app.signalr: hubs by path, connections by token, the shared heartbeat
+// The registry behind app.signalr: hubs by path (and the paths of raw connection handlers),
+// connections by token, the shared heartbeat
 // that drives every connection's timers, and shutdown. Applications see it only through
 // SignalRView, which shows the hubs and the counts and keeps the machinery out of reach.
 import type { FastifyBaseLogger } from 'fastify'
-import { Connection, newConnectionId } from './connection.js'
+import { Connection, newConnectionId, type ConnectionHost } from './connection.js'
 import { HubMismatchError, UnknownHubError } from './errors.js'
 import type { MappedHub } from './hub/mapped-hub.js'
 import { checkName } from './names.js'
+import type { ResolvedHubOptions } from './options.js'
 import type { Transport } from './transports/transport.js'
 import type { ClientMethodsOf, HubContext, HubDefinition, SignalRRegistry } from '../types/index.js'
 
 export class Registry implements SignalRRegistry {
   private readonly hubs = new Map<string, MappedHub>()
+  /** Where app.signalrConnection() mapped raw connection handlers. */
+  private readonly rawPaths = new Set<string>()
   private readonly byToken = new Map<string, Connection>()
   /**
    * Transports of ended connections that asked to linger (Long Polling), kept for a
@@ -33,15 +37,28 @@ export class Registry implements SignalRRegistry {
     return [...this.hubs.keys()]
   }
 
-  hasHub (path: string): boolean {
-    return this.hubs.has(normalizePath(path))
+  /** Whether a hub or a raw connection handler is mapped at `path`. */
+  hasPath (path: string): boolean {
+    const key = normalizePath(path)
+    return this.hubs.has(key) || this.rawPaths.has(key)
   }
 
   addHub (hub: MappedHub): void {
     this.hubs.set(normalizePath(hub.path), hub)
-    // One timer for every connection, ticking fast enough for the tightest timeout; the
-    // .NET server's heartbeat ticks once a second for the same checks
-    const o = hub.options
+    this.tune(hub.options)
+  }
+
+  /** A raw connection handler's path: its connections live here like a hub's; app.signalr.hub() does not know it. */
+  addRaw (path: string, options: ResolvedHubOptions): void {
+    this.rawPaths.add(normalizePath(path))
+    this.tune(options)
+  }
+
+  /**
+   * One timer for every connection, ticking fast enough for the tightest timeout; the .NET
+   * server's heartbeat ticks once a second for the same checks.
+   */
+  private tune (o: ResolvedHubOptions): void {
     const tightest = Math.min(o.keepAliveInterval, o.clientTimeoutInterval, o.handshakeTimeout, o.disconnectTimeout, o.transportSendTimeout, o.longPollTimeout)
     this.tickMs = Math.max(5, Math.min(this.tickMs, Math.floor(tightest / 4)))
   }
@@ -59,7 +76,7 @@ export class Registry implements SignalRRegistry {
    * token. A WebSocket opened without negotiating (`skipNegotiation`) never uses its token
    * after the upgrade, so it gets one nobody is told: its public id authorizes nothing.
    */
-  createConnection (hub: MappedHub, negotiateVersion: number, negotiated = true, ids?: { connectionId: string, token: string }): Connection {
+  createConnection (hub: ConnectionHost, negotiateVersion: number, negotiated = true, ids?: { connectionId: string, token: string }): Connection {
     // With request forwarding, negotiate made the ids and another server may have answered it
     const connectionId = ids?.connectionId ?? newConnectionId()
     const token = ids?.token ?? (negotiateVersion > 0 || !negotiated ? newConnectionId() : connectionId)

@@ -13,6 +13,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { endAtTeardown, NO_COVERAGE } from './fixtures/child.js'
 import { connect, nextCall, record } from './fixtures/client.js'
+import { openConnection } from './fixtures/http-connection.js'
 
 import { redisMissing, startRedis } from './fixtures/redis.js'
 import { freePort } from './fixtures/listen.js'
@@ -38,7 +39,7 @@ const exampleFiles = readdirSync(join(root, 'examples')).filter((f) => f.endsWit
 const excerpts = ts.filter((b) => b.file === undefined)
 
 /** What the test does with each named file; a new example without a plan fails the test. */
-const PLANS = ['chat.ts', 'server.ts', 'client.ts', 'transports.ts', 'features.ts', 'auth.ts', 'features-client.ts', 'origins.ts', 'cors.ts', 'scale-out.ts']
+const PLANS = ['chat.ts', 'server.ts', 'client.ts', 'transports.ts', 'features.ts', 'auth.ts', 'features-client.ts', 'origins.ts', 'cors.ts', 'scale-out.ts', 'raw.ts']
 
 const port = await freePort()
 const base = `http://localhost:${port}`
@@ -166,6 +167,25 @@ t.test('auth.ts says what is missing without JWT_SECRET, and with it serves feat
   const refused = await runToEnd('features-client.ts', { TOKEN: jwt('another-secret', { sub: 'mallory' }) })
   t.not(refused.code, 0, 'a token signed with another secret is refused')
   t.match(refused.out, /Status code '401'/, 'at negotiate, with 401')
+})
+
+t.test('raw.ts: /echo echoes; /shout wants its token, greets the user and shouts back until bye', async (t) => {
+  const server = start(t, 'raw.ts')
+  await listening(server)
+  const echo = await openConnection(t, `${base}/echo`, { transport: 'WebSockets' })
+  await echo.connection.send('hi')
+  await until(() => echo.received.length === 1)
+  t.equal(echo.received[0], 'hi', '/echo answers with what it got')
+  await t.rejects(openConnection(t, `${base}/shout`, { transport: 'LongPolling' }), 'without the token, negotiate is refused')
+  const shout = await openConnection(t, `${base}/shout`, { transport: 'LongPolling', accessToken: 'let-me-in', headers: { 'x-user': 'ada' } })
+  await until(() => shout.received.length === 1)
+  t.equal(shout.received[0], 'hello ada', 'the greeting names the user')
+  await shout.connection.send('abc')
+  await until(() => shout.received.length === 2)
+  t.equal(shout.received[1], 'ABC')
+  await shout.connection.send('bye')
+  t.equal(await shout.closed, undefined, 'bye ends the connection cleanly')
+  t.notOk(server.out().includes('"level":50'), 'the server logged no error')
 })
 
 t.test('origins.ts refuses WebSocket upgrades from other origins', async (t) => {

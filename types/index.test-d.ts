@@ -3,7 +3,7 @@
 // each one fails with the code it names.
 import Fastify from 'fastify'
 import Type from 'typebox'
-import signalr, { Bytes, DateTime, defineHub, type AsyncApiDocument, type HubContext, type InvocationContext, type SignalRTransport } from '../index.js'
+import signalr, { Bytes, DateTime, defineHub, type AsyncApiDocument, type HubContext, type InvocationContext, type RawConnection, type RawMessage, type SignalRTransport } from '../index.js'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T> (_value: T): void {}
@@ -205,3 +205,26 @@ async function typedOutside (): Promise<void> {
   app.hub('/hubs/contract2', typed, { asyncapi: { title: 1 } })
 }
 void typedOutside
+
+// Raw connection handlers: messages are text or bytes, sends take either
+function rawConnections (): void {
+  const app = Fastify()
+  app.signalrConnection('/echo', async (connection) => {
+    expectType<RawConnection>(connection)
+    assert<Equal<typeof connection.transport, SignalRTransport>>()
+    for await (const message of connection) {
+      assert<Equal<typeof message, RawMessage>>()
+      await connection.send(typeof message === 'string' ? message.toUpperCase() : message)
+    }
+    const next = await connection.read()
+    assert<Equal<typeof next, string | Buffer | undefined>>()
+    await connection.send(new Uint8Array([1, 2]))
+    // @ts-expect-error TS2345 only text or bytes can be sent
+    await connection.send(42)
+    const why = await connection.closed
+    assert<Equal<typeof why, Error | undefined>>()
+  }, { maximumReceiveMessageSize: 65_536, userId: (request) => request.headers['x-user'] as string | undefined, preHandler: async () => {} })
+  // @ts-expect-error TS2353 hub-only options are not a raw connection's
+  app.signalrConnection('/raw', () => {}, { keepAliveInterval: 1000 })
+}
+void rawConnections

@@ -3,10 +3,10 @@
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify'
 import type { Static, TSchema } from 'typebox'
 import type { Backplane } from '../lib/lifetime/hub-lifetime-manager.js'
-import type { HubOptionsInput } from '../lib/options.js'
+import type { HubOptionsInput, RawOptionsInput } from '../lib/options.js'
 import type { AsyncApiDocument, AsyncApiOptions, AsyncApiRequest } from './asyncapi.js'
 
-export type { HubOptionsInput as HubOptions }
+export type { HubOptionsInput as HubOptions, RawOptionsInput as RawConnectionOptions }
 export type * from './asyncapi.js'
 
 /**
@@ -317,17 +317,18 @@ export type ClientMethodsOf<H extends HubDefinition> = H extends HubDefinition<i
   ? [T['client']] extends [ClientMethodTypes] ? T['client'] : undefined
   : never
 
-/**
- * Route-level options for app.hub(): Fastify hooks guard negotiate and every transport
- * request; logLevel, config and constraints apply to every route of the hub.
- */
 /** Where negotiate sends a client instead (Azure SignalR Service answers so). */
 export interface NegotiateRedirect {
   url: string
   accessToken?: string
 }
 
-export interface HubRouteOptions extends HubOptionsInput {
+/**
+ * Route-level options that app.hub() and app.signalrConnection() share: Fastify hooks guard
+ * negotiate and every transport request; logLevel, config and constraints apply to every
+ * route of the path; and the user.
+ */
+export interface EndpointRouteOptions {
   onRequest?: RouteShorthandOptions['onRequest']
   preParsing?: RouteShorthandOptions['preParsing']
   preValidation?: RouteShorthandOptions['preValidation']
@@ -346,6 +347,9 @@ export interface HubRouteOptions extends HubOptionsInput {
   constraints?: RouteShorthandOptions['constraints']
   /** The user a connection belongs to; feeds clients.user(...). Computed once, at handshake. */
   userId?: (request: FastifyRequest) => string | undefined | null
+}
+
+export interface HubRouteOptions extends HubOptionsInput, EndpointRouteOptions {
   /**
    * Answers negotiate with the spec's redirect, `{ url, accessToken }`, computed per request
    * after the hooks above: the client then negotiates at `url` (an absolute http or https
@@ -371,9 +375,57 @@ export interface SignalRRegistry {
   hub<H extends HubDefinition = HubDefinition> (path: string, definition?: H): HubContext<ClientMethodsOf<H>>
   /** Paths of every mapped hub, as clients reach them (with the prefix of their scope). */
   readonly paths: readonly string[]
-  /** Connections of every hub in this process, negotiated ones included. */
+  /** Connections of every hub and raw connection handler in this process, negotiated ones included. */
   readonly connectionCount: number
 }
+
+/**
+ * A message of a raw connection: a string when it came as text (a WebSocket text message,
+ * or a POST with a `text/*` Content-Type, as the JS client sends strings), else the bytes.
+ */
+export type RawMessage = string | Buffer
+
+/**
+ * One client connection of app.signalrConnection(): negotiate and the three transports,
+ * without the hub protocol. Iterate it for the client's messages; the iteration ends
+ * once the connection has ended and every message that arrived was read.
+ */
+export interface RawConnection extends AsyncIterable<RawMessage> {
+  readonly connectionId: string
+  /** The Fastify request that opened the connection (its first transport request). */
+  readonly request: FastifyRequest
+  readonly transport: SignalRTransport
+  /** From the route's userId resolver, computed once when the connection opens. */
+  readonly userId: string | undefined
+  /** Lives as long as the connection: per-connection state for the application. */
+  readonly items: Map<string, unknown>
+  /** Aborts when the connection ends, for whatever reason. */
+  readonly signal: AbortSignal
+  /** Resolves once the connection has ended: with what ended it, or undefined for a clean close. Never rejects. */
+  readonly closed: Promise<Error | undefined>
+  /** The next message; undefined once the connection has ended and every message was read. */
+  read (): Promise<RawMessage | undefined>
+  /**
+   * Sends one message: a string as text, bytes as binary (on WebSockets, one message of that
+   * type; on Server-Sent Events, one event, whose data the client reads as UTF-8 text; on
+   * Long Polling, bytes for the next poll, joined with the others it takes). Resolves once
+   * the client has room for more (the hub connections' pacing), rejects with
+   * FST_SIGNALR_CONNECTION_CLOSED once the connection has ended.
+   */
+  send (data: string | Uint8Array): Promise<void>
+  /** Ends the connection; with an error, the client hears of a failure (WebSocket close 1011, a last poll answered 500). */
+  close (error?: Error): void
+}
+
+/**
+ * Runs once per connection, as ASP.NET Core's ConnectionHandler.OnConnectedAsync: the
+ * connection ends when the returned promise settles (a rejection is logged and closes it
+ * with an error).
+ */
+export type RawConnectionHandler = (connection: RawConnection) => void | Promise<void>
+
+/** Route-level options of app.signalrConnection(): the hooks, the user, and the transports' limits. */
+export interface RawConnectionRouteOptions extends RawOptionsInput, EndpointRouteOptions {}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -382,6 +434,12 @@ declare module 'fastify' {
      * Server-Sent Events and Long Polling routes. Call it before the app starts.
      */
     hub (path: string, hub: HubDefinition, options?: HubRouteOptions): this
+    /**
+     * Maps a raw connection handler at `path` in this scope, as ASP.NET Core's
+     * MapConnectionHandler: negotiate and the three transports, guarded by the route's hooks,
+     * with no hub protocol, Pings or client timeout. Call it before the app starts.
+     */
+    signalrConnection (path: string, handler: RawConnectionHandler, options?: RawConnectionRouteOptions): this
     signalr: SignalRRegistry
   }
 }

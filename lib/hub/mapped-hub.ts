@@ -1,9 +1,9 @@
 // A hub mapped at a path: its options, protocols, lifetime manager and dispatcher, and the
 // host its connections report to.
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type { AsyncApiOptions, HubRouteOptions } from '../../types/index.js'
-import type { Connection, ConnectionHost } from '../connection.js'
-import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
+import type { Connection, HubConnectionHost, UserIdResolver } from '../connection.js'
+import type { ConnectionForwarding, HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
 import type { ResolvedHubOptions } from '../options.js'
 import type { HubProtocol } from '../protocol/hub-protocol.js'
 import type { HubMessage } from '../protocol/messages.js'
@@ -16,8 +16,7 @@ import type { CompiledHub } from './define-hub.js'
 import { Dispatcher } from './dispatcher.js'
 import { MappedHubContext } from './hub-context.js'
 import type { ContextHost } from './invocation-context.js'
-
-export type UserIdResolver = (request: FastifyRequest) => string | undefined | null
+import type { MappedEndpoint, TransferFormat } from '../transports/endpoint.js'
 
 export interface MappedHubInit {
   path: string
@@ -35,7 +34,8 @@ export interface MappedHubInit {
   telemetry: Telemetry
 }
 
-export class MappedHub implements ConnectionHost, ContextHost {
+export class MappedHub implements HubConnectionHost, ContextHost, MappedEndpoint {
+  readonly raw = false
   readonly path: string
   readonly options: ResolvedHubOptions
   readonly protocols: ReadonlyMap<string, HubProtocol>
@@ -48,12 +48,16 @@ export class MappedHub implements ConnectionHost, ContextHost {
   readonly telemetry: HubTelemetry
   private readonly resolveUserId: UserIdResolver | undefined
   readonly negotiateRedirect: HubRouteOptions['negotiateRedirect']
+  readonly transferFormats: readonly TransferFormat[]
   private readonly forget: (connection: Connection) => void
 
   constructor (init: MappedHubInit) {
     this.path = init.path
     this.options = init.options
     this.protocols = protocolsByName(init.options.protocols)
+    const formats = new Set<TransferFormat>()
+    for (const p of this.protocols.values()) formats.add(p.transferFormat)
+    this.transferFormats = (['Text', 'Binary'] as const).filter((f) => formats.has(f))
     this.lifetime = init.lifetime
     this.log = init.log
     this.resolveUserId = init.userId
@@ -71,23 +75,10 @@ export class MappedHub implements ConnectionHost, ContextHost {
 
   get clientResultTimeout (): number { return this.options.clientResultTimeout }
   get enableDetailedErrors (): boolean { return this.options.enableDetailedErrors }
-
-  /** Whether any protocol this hub speaks can run over a text-only transport. */
-  get hasTextProtocol (): boolean {
-    for (const p of this.protocols.values()) if (p.transferFormat === 'Text') return true
-    return false
-  }
+  get forwarding (): ConnectionForwarding | undefined { return this.lifetime.forwarding }
 
   onEstablished (connection: Connection): void {
-    // Computed once, at handshake, as ASP.NET Core computes UserIdentifier
-    if (this.resolveUserId !== undefined && connection.request !== undefined) {
-      try {
-        const id = this.resolveUserId(connection.request)
-        connection.userId = typeof id === 'string' && id.length > 0 ? id : undefined
-      } catch (err) {
-        connection.log.error({ err }, 'signalr: the userId resolver threw; the connection has no user')
-      }
-    }
+    connection.identify(this.resolveUserId)
     this.telemetry.connectionOpened(connection)
     this.dispatcher.prepare(connection)
     this.lifetime.onConnected(connection)

@@ -40,6 +40,8 @@ export class LongPollingTransport implements Transport {
   private started = false
   /** The server closed the connection or the client sent DELETE: polls now drain and end. */
   private ended = false
+  /** A raw connection ended by a failure: its last poll answers 500, as ASP.NET Core's does, instead of 204. */
+  private failed = false
   private idleSince = Date.now()
 
   constructor (private readonly connection: Connection) {}
@@ -62,7 +64,7 @@ export class LongPollingTransport implements Transport {
       return
     }
     if (this.ended) {
-      void reply.code(204).send()
+      this.end(reply)
       return
     }
     const timeout = this.connection.host.options.longPollTimeout
@@ -92,6 +94,12 @@ export class LongPollingTransport implements Transport {
   drain (reply: PollReply): void {
     void reply.headers(NO_CACHE)
     if (this.queued > 0) this.respond(reply, 200)
+    else this.end(reply)
+  }
+
+  /** The answer of a poll once the connection has ended and its data is taken. */
+  private end (reply: PollReply): void {
+    if (this.failed) void reply.code(500).header('content-type', 'text/plain').send('')
     else void reply.code(204).send()
   }
 
@@ -136,6 +144,7 @@ export class LongPollingTransport implements Transport {
     clearTimeout(pending.timer)
     this.idleSince = Date.now()
     if (status === 200 && this.queued > 0) this.respond(pending.reply, 200)
+    else if (status === 200) this.end(pending.reply)
     else void pending.reply.code(204).send()
   }
 
@@ -143,10 +152,11 @@ export class LongPollingTransport implements Transport {
     return this.queued
   }
 
-  /** Server-side end: a waiting poll gets what is queued (or 204); later polls drain. */
-  close (): void {
+  /** Server-side end: a waiting poll gets what is queued (or 204, or 500 after a failure); later polls drain. */
+  close (error?: Error): void {
     if (this.ended) return
     this.ended = true
+    this.failed = error !== undefined
     // Now, not at the end of the turn: at app.close() with forceCloseConnections, Fastify
     // destroys the sockets before that, and the Close message would be lost
     this.answerNow()

@@ -2,25 +2,23 @@
 // (signalr-wire.md §1). Errors the spec defines travel as {"error"} with HTTP 200.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { InvalidArgumentError } from '../errors.js'
-import type { MappedHub } from '../hub/mapped-hub.js'
+import type { Endpoint, TransferFormat } from './endpoint.js'
 import type { Registry } from '../registry.js'
 import { newConnectionId } from '../connection.js'
 import { queryValue } from './query.js'
 import type { NegotiateRedirect } from '../../types/index.js'
 import type { TransportKind } from './transport.js'
 
-interface AvailableTransport { transport: TransportKind, transferFormats: Array<'Text' | 'Binary'> }
+interface AvailableTransport { transport: TransportKind, transferFormats: TransferFormat[] }
 
-export function availableTransports (hub: MappedHub): AvailableTransport[] {
-  const formats = new Set<'Text' | 'Binary'>()
-  for (const p of hub.protocols.values()) formats.add(p.transferFormat)
-  const both = (['Text', 'Binary'] as const).filter((f) => formats.has(f))
+export function availableTransports (hub: Endpoint): AvailableTransport[] {
+  const both = hub.transferFormats
   const out: AvailableTransport[] = []
   // The order matters: clients try transports in the order the server lists them
   for (const kind of ['WebSockets', 'ServerSentEvents', 'LongPolling'] as const) {
     if (!hub.options.transports.includes(kind)) continue
     // SSE carries text only, so a binary protocol is never offered it
-    const transferFormats = kind === 'ServerSentEvents' ? both.filter((f) => f === 'Text') : both
+    const transferFormats = kind === 'ServerSentEvents' ? both.filter((f) => f === 'Text') : [...both]
     if (transferFormats.length > 0) out.push({ transport: kind, transferFormats })
   }
   return out
@@ -38,7 +36,7 @@ function redirectBody (redirect: NegotiateRedirect): string {
   return JSON.stringify(accessToken === undefined ? { url } : { url, accessToken })
 }
 
-export function negotiateHandler (hub: MappedHub, registry: Registry) {
+export function negotiateHandler (hub: Endpoint, registry: Registry) {
   return async function negotiate (request: FastifyRequest, reply: FastifyReply): Promise<string> {
     void reply.header('content-type', 'application/json; charset=utf-8')
     void reply.header('cache-control', 'no-cache, no-store')
@@ -67,7 +65,7 @@ export function negotiateHandler (hub: MappedHub, registry: Registry) {
     const stateful = hub.options.allowStatefulReconnects && queryValue(request.query, 'useStatefulReconnect')?.toLowerCase() === 'true'
     let connectionId: string
     let token: string
-    const forwarding = hub.lifetime.forwarding
+    const forwarding = hub.forwarding
     if (forwarding === undefined) {
       const connection = registry.createConnection(hub, version)
       connection.statefulReconnect = stateful

@@ -1,16 +1,17 @@
-// The HTTP surface of one hub: negotiate, the transport GET (WebSockets upgrade, SSE or a
-// long poll), the POST send endpoint and DELETE, each guarded by the hub's Fastify hooks.
+// The HTTP surface of one hub or raw connection handler: negotiate, the transport GET
+// (WebSockets upgrade, SSE or a long poll), the POST send endpoint and DELETE, each guarded
+// by the endpoint's Fastify hooks.
 // The routes live in their own encapsulated scope so that the raw-bytes body parser they
 // need never touches the application's routes.
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler, RouteOptions } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Connection } from '../connection.js'
-import type { MappedHub } from '../hub/mapped-hub.js'
 import type { Registry } from '../registry.js'
 import type { HubRouteOptions } from '../../types/index.js'
 import { ConnectionClosedError } from '../errors.js'
 import type { ConnectionForwarding, ForwardedOp } from '../lifetime/hub-lifetime-manager.js'
+import type { Endpoint } from './endpoint.js'
 import { answerForwarded, CapturedReply } from './forwarded.js'
 import { LongPollingTransport, type PollReply } from './long-polling.js'
 import { negotiateHandler } from './negotiate.js'
@@ -24,6 +25,20 @@ import { WebSocketTransport } from './websocket.js'
 /** The Fastify route options an application may set on a hub's routes (see HubRouteOptions). */
 export type HubRouteSettings = Pick<HubRouteOptions, 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'preSerialization' |
 'onSend' | 'onResponse' | 'onTimeout' | 'onError' | 'onRequestAbort' | 'logLevel' | 'config' | 'constraints'>
+
+const SETTING_KEYS = ['onRequest', 'preParsing', 'preValidation', 'preHandler', 'preSerialization', 'onSend', 'onResponse', 'onTimeout',
+  'onError', 'onRequestAbort', 'logLevel', 'config', 'constraints'] as const satisfies ReadonlyArray<keyof HubRouteSettings>
+
+/** Splits route options into the Fastify route settings and everything else. */
+export function splitRouteSettings<T extends HubRouteSettings> (options: T): { settings: HubRouteSettings, rest: Omit<T, keyof HubRouteSettings> } {
+  const settings: Record<string, unknown> = {}
+  const rest: Record<string, unknown> = { ...options }
+  for (const key of SETTING_KEYS) {
+    settings[key] = options[key]
+    delete rest[key]
+  }
+  return { settings: settings as HubRouteSettings, rest: rest as Omit<T, keyof HubRouteSettings> }
+}
 
 const kHandler = Symbol('fastify-signalr.handler')
 
@@ -52,17 +67,29 @@ function notSupported (kind: TransportKind): string {
   return `${kind} transport not supported by this end point type`
 }
 
+/** Whether a POST body came as text: what the JS client sends a string as (`text/plain;charset=UTF-8`). */
+function textBody (request: FastifyRequest): boolean {
+  return request.headers['content-type']?.trimStart().toLowerCase().startsWith('text/') === true
+}
+
+/** A hub's AsyncAPI document, served next to its routes. */
+export type AsyncApiServer = (request: FastifyRequest) => unknown
+
 /**
  * Maps the routes of `hub` at `url` in `app`'s scope (so the scope's prefix, hooks and
  * plugins apply), with the application's route settings on each of them.
  */
-export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub, registry: Registry, upgrades: WebSocketUpgrades, settings: HubRouteSettings, serveAsyncApi = false): void {
+export function mapHubRoutes (app: FastifyInstance, url: string, hub: Endpoint, registry: Registry, upgrades: WebSocketUpgrades, settings: HubRouteSettings, asyncapi?: AsyncApiServer): void {
   const base = url.length > 1 && url.endsWith('/') ? url.slice(0, -1) : url
   const paths = base === '/' ? ['/'] : [base, base + '/']
   const negotiatePath = base === '/' ? '/negotiate' : base + '/negotiate'
   const o = hub.options
-  const bodyLimit = o.maximumReceiveMessageSize === 0 ? undefined : Math.max(1_048_576, o.maximumReceiveMessageSize * 4)
-  const forwarding = hub.lifetime.forwarding
+  // A hub's POST or WebSocket message may carry many hub messages, each checked by the
+  // parser; a raw connection's is one message, checked here
+  const bodyLimit = o.maximumReceiveMessageSize === 0
+    ? undefined
+    : hub.raw ? o.maximumReceiveMessageSize : Math.max(1_048_576, o.maximumReceiveMessageSize * 4)
+  const forwarding = hub.forwarding
 
   /** Finds the connection of a transport request, or answers it with the spec's error. */
   function lookup (request: FastifyRequest, reply: FastifyReply, kind: TransportKind): Connection | undefined {
@@ -158,7 +185,7 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
   }
 
   /** A POST, on the server that owns the connection, whichever server the client reached. */
-  async function sendHere (id: string, body: unknown, reply: PollReply): Promise<void> {
+  async function sendHere (id: string, body: unknown, reply: PollReply, binary = true): Promise<void> {
     const connection = registry.connection(id)
     if (connection === undefined || connection.host !== hub) {
       text(reply, 404, 'No Connection with that ID')
@@ -172,7 +199,7 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
       text(reply, 400, 'No transport is connected for this connection yet.')
       return
     }
-    if (Buffer.isBuffer(body)) connection.receive(body)
+    if (Buffer.isBuffer(body)) connection.receive(body, binary)
     // While the connection's messages back up, the answer waits: the client sends its next
     // POST only after this one, so it is held back as a paused socket would be
     await connection.readable()
@@ -300,7 +327,7 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
         return unavailable(request, reply, err)
       }
     }
-    await sendHere(id, request.body, reply)
+    await sendHere(id, request.body, reply, !textBody(request))
     return reply
   }
 
@@ -342,14 +369,14 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: MappedHub,
     const route = (options: RouteOptions): void => { scope.route({ ...options, [kHandler]: options.handler } as RouteOptions) }
     route({ method: 'POST', url: negotiatePath, ...guarded, preHandler: userPreHandlers, handler: negotiateHandler(hub, registry) })
     route({ method: ['GET', 'PUT', 'DELETE', 'PATCH'], url: negotiatePath, exposeHeadRoute: false, ...every, handler: methodNotAllowed })
-    if (serveAsyncApi) {
+    if (asyncapi !== undefined) {
       // The contract is guarded like the hub: the same hooks see this request first
       route({
         method: 'GET',
         url: base === '/' ? '/asyncapi.json' : base + '/asyncapi.json',
         ...guarded,
         preHandler: userPreHandlers,
-        handler: async (request) => hub.hubContext.asyncapi({ host: request.host, secure: request.protocol === 'https' })
+        handler: async (request) => asyncapi(request)
       })
     }
     for (const url of paths) {

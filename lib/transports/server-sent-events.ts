@@ -35,13 +35,15 @@ export class ServerSentEventsTransport implements Transport, BatchTarget {
   readonly kind = 'ServerSentEvents' as const
   readonly inherentKeepAlive = false
   private ended = false
-  private readonly batch = new WriteBatch(this)
+  private readonly batch: WriteBatch
 
   /**
    * `headers`: what the application's hooks set on the reply before it was hijacked (CORS
    * headers from @fastify/cors, say), which the raw response would otherwise never carry.
    */
   constructor (private readonly res: ServerResponse, connection: Connection, headers: OutgoingHttpHeaders = {}) {
+    // A raw connection's sends stay one event each
+    this.batch = new WriteBatch(this, connection.host.raw)
     res.writeHead(200, {
       ...headers,
       'content-type': 'text/event-stream',

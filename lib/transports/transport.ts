@@ -9,15 +9,20 @@ export interface Transport {
   readonly kind: TransportKind
   /** Long Polling keeps the connection alive by its polls: no Pings are sent on it. */
   readonly inherentKeepAlive: boolean
-  /** Hand one or more whole, framed hub messages to the client. */
+  /** Hand one or more whole, framed hub messages (or one raw connection message) to the client. */
   send (frame: Buffer, binary: boolean): void
   /**
    * Bytes the client has not taken yet: what its socket still holds, or what waits for its
    * next poll. This turn's unflushed batch does not count: it has not been offered yet.
    */
   bufferedBytes (): number
-  /** End the transport after what was sent has been flushed, as far as the transport allows. */
-  close (): void
+  /**
+   * End the transport after what was sent has been flushed, as far as the transport allows.
+   * `error`: a raw connection ended by a failure, which a transport that can tells its client
+   * (a WebSocket closes with 1011, the last poll answers 500); hub connections say it in
+   * their Close message instead.
+   */
+  close (error?: Error): void
   /** End at once, dropping what is unsent: for a client that stopped reading. */
   abort (): void
   /**

@@ -19,10 +19,12 @@ function toBuffer (data: RawData): Buffer {
 export class WebSocketTransport implements Transport, BatchTarget {
   readonly kind = 'WebSockets' as const
   readonly inherentKeepAlive = false
-  private readonly batch = new WriteBatch(this)
+  private readonly batch: WriteBatch
 
   constructor (private readonly socket: WebSocket, connection: Connection) {
-    socket.on('message', (data: RawData) => { connection.receive(toBuffer(data)) })
+    // A raw connection's sends stay one WebSocket message each, of the type each was sent as
+    this.batch = new WriteBatch(this, connection.host.raw)
+    socket.on('message', (data: RawData, isBinary: boolean) => { connection.receive(toBuffer(data), isBinary) })
     socket.once('close', (code: number) => {
       // After a stateful reconnect the old socket's close is old news
       if (connection.transport !== this) return
@@ -59,11 +61,12 @@ export class WebSocketTransport implements Transport, BatchTarget {
     this.socket.terminate()
   }
 
-  close (): void {
+  close (error?: Error): void {
     // What was sent before the close (the Close message above all) goes out first
     this.batch.flush()
     if (this.socket.readyState === this.socket.OPEN) {
-      this.socket.close(1000)
+      // 1011 (internal error) is what ASP.NET Core closes with when the application failed
+      this.socket.close(error === undefined ? 1000 : 1011)
       const timer = setTimeout(() => { this.socket.terminate() }, CLOSE_TIMEOUT_MS)
       timer.unref()
       this.socket.once('close', () => { clearTimeout(timer) })

@@ -30,7 +30,11 @@ export class WriteBatch {
   private bytes = 0
   private binary = false
 
-  constructor (private readonly target: BatchTarget) {}
+  /**
+   * `separate`: the frames keep their boundaries and are written one by one at the flush
+   * (raw connections, whose messages carry no framing of their own).
+   */
+  constructor (private readonly target: BatchTarget, private readonly separate = false) {}
 
   add (frame: Buffer, binary: boolean): void {
     // The handshake answer is text even on a binary connection: never mix frame types
@@ -52,10 +56,15 @@ export class WriteBatch {
   flush (): void {
     dirty.delete(this)
     if (this.frames.length === 0) return
-    const data = this.frames.length === 1 ? this.frames[0] : Buffer.concat(this.frames, this.bytes)
+    const frames = this.frames
+    const bytes = this.bytes
     this.frames = []
     this.bytes = 0
-    this.target.writeBatch(data, this.binary)
+    if (this.separate) {
+      for (const frame of frames) this.target.writeBatch(frame, this.binary)
+      return
+    }
+    this.target.writeBatch(frames.length === 1 ? frames[0] : Buffer.concat(frames, bytes), this.binary)
   }
 
   discard (): void {

@@ -13,6 +13,8 @@
 // proxy that the test cuts mid-burst) it checks stateful reconnect instead: see RunStateful.
 // With --mode sticky (and a --url of the fleet hub behind a round-robin proxy) it checks
 // that sequence-numbered calls keep their order across nodes: see RunSticky.
+// With --mode raw [--format Text|Binary] (and a --url of an echo connection handler) it
+// drives the client's HttpConnection without the hub protocol: see RawConnectionChecks.cs.
 //
 // Prints one JSON line per check: {"check":"invoke-echo","ok":true,"detail":"..."}
 // and finally {"summary":true,"passed":N,"failed":M}. Exit code 0 only if all checks pass.
@@ -29,7 +31,7 @@ using Microsoft.Extensions.Logging;
 
 namespace InteropClient;
 
-public static class Program
+public static partial class Program
 {
     static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(10);
     static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
@@ -81,6 +83,7 @@ public static class Program
         if (_mode == "stateful") await RunStateful();
         else if (_mode == "functional") await RunFunctional();
         else if (_mode == "sticky") await RunSticky();
+        else if (_mode == "raw") await RunRaw();
         else await RunScenario();
 
         // Best-effort cleanup, in parallel and bounded in time (budget 55 s + 2 s < watchdog 58 s).
@@ -672,6 +675,7 @@ public static class Program
                     case "--protocol": _protocol = Next().ToLowerInvariant(); break;
                     case "--verbose": _verbose = true; break;
                     case "--mode": _mode = Next(); break;
+                    case "--format": _format = Enum.Parse<Microsoft.AspNetCore.Connections.TransferFormat>(Next(), ignoreCase: true); break;
                     default: error = $"unknown argument {args[i]}"; return false;
                 }
             }
@@ -693,9 +697,9 @@ public static class Program
             error = "--protocol must be json or messagepack";
             return false;
         }
-        if (_mode is not ("scenario" or "stateful" or "functional" or "sticky"))
+        if (_mode is not ("scenario" or "stateful" or "functional" or "sticky" or "raw"))
         {
-            error = "--mode must be scenario, stateful, functional or sticky";
+            error = "--mode must be scenario, stateful, functional, sticky or raw";
             return false;
         }
         return true;
