@@ -86,7 +86,14 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
     // The fleet knows a hub by the path its clients use
     const lifetime: HubLifetimeManager = scaleOut === undefined
       ? new MemoryHubLifetimeManager()
-      : scaleOut.createLifetimeManager({ path: fullPath, protocols: protocolsByName(options.protocols), log: this.log, clientResultTimeout: options.clientResultTimeout })
+      : scaleOut.createLifetimeManager({
+        path: fullPath,
+        protocols: protocolsByName(options.protocols),
+        log: this.log,
+        clientResultTimeout: options.clientResultTimeout,
+        // Asked for by other servers only once this one serves: `mapped` exists by then
+        snapshot: async (limit) => await mapped.localSnapshot(limit)
+      })
     const mapped = new MappedHub({
       path: fullPath,
       hub: compileHub(definition),
