@@ -89,7 +89,7 @@ export const DEFAULTS: ResolvedHubOptions = Object.freeze({
 const checkPlugin = Compile(PluginOptionsSchema)
 const checkHub = Compile(HubOptionsSchema)
 
-function firstError (errors: Array<{ instancePath: string, message: string, params: unknown }>): [string, string] {
+export function firstError (errors: Array<{ instancePath: string, message: string, params: unknown }>): [string, string] {
   // additionalProperties errors name the key in params rather than in the path
   for (const e of errors) {
     const extra = (e.params as { additionalProperties?: string[] }).additionalProperties

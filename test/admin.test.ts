@@ -1,0 +1,229 @@
+// The admin view over HTTP and with the official Node client: the application's hook guards
+// the page, its assets and its hub; bad options fail at register; the snapshot lists the
+// connections that are really there; the two actions do what they say, and bad input gets
+// an error Completion.
+import Fastify from 'fastify'
+import { test } from 'tap'
+import signalr from '../index.js'
+import { browserClientFile, signalrAdmin } from '../lib/admin/index.js'
+import type { AdminSnapshot } from '../lib/admin/monitor.js'
+import { ADMIN_TOKEN, adminGuard } from './fixtures/admin.js'
+import { buildClient, connect, nextCall, record } from './fixtures/client.js'
+import { startServer } from './fixtures/server.js'
+import { until } from './fixtures/until.js'
+
+const HUB = '/hubs/scenario'
+
+async function adminServer (t: Parameters<typeof startServer>[0], admin: Record<string, unknown> = {}): Promise<Awaited<ReturnType<typeof startServer>>> {
+  return await startServer(t, {
+    setup: async (app) => { await app.register(signalrAdmin, { onRequest: adminGuard, interval: 100, ...admin }) }
+  })
+}
+
+const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
+
+test('the hook guards the page, its assets and its hub: 401 without auth', async (t) => {
+  const { app, base } = await adminServer(t, { title: 'Ops <b>&</b> "fleet"' })
+  for (const url of ['/signalr-admin', '/signalr-admin/admin.js', '/signalr-admin/admin.css', '/signalr-admin/signalr.min.js']) {
+    t.equal((await app.inject(url)).statusCode, 401, `GET ${url} without auth`)
+  }
+  t.equal((await app.inject({ method: 'POST', url: '/signalr-admin/hub/negotiate?negotiateVersion=1' })).statusCode, 401, 'the hub negotiate without auth')
+  await t.rejects(connect(t, `${base}/signalr-admin/hub`), /401/, 'the official client cannot connect to the admin hub without auth')
+
+  const page = await app.inject({ url: '/signalr-admin', headers: auth })
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.headers['content-security-policy'], /default-src 'none'; script-src 'self'/, 'the page may run only its own scripts')
+  t.match(page.body, '<title>Ops &lt;b&gt;&amp;&lt;/b&gt; &quot;fleet&quot;</title>', 'the title is escaped into the page')
+  t.match(page.body, '<script src="/signalr-admin/signalr.min.js"></script>')
+  t.notMatch(page.body, /https?:\/\//, 'no CDN: nothing is loaded from elsewhere')
+  const client = await app.inject({ url: '/signalr-admin/signalr.min.js', headers: auth })
+  t.equal(client.statusCode, 200)
+  t.match(client.body, /HubConnectionBuilder/, 'the official browser client, from the installed package')
+  t.match((await app.inject({ url: '/signalr-admin/admin.js', headers: auth })).headers['content-type'], /^text\/javascript/)
+  t.match((await app.inject({ url: '/signalr-admin/admin.css', headers: auth })).headers['content-type'], /^text\/css/)
+  const admin = await connect(t, `${base}/signalr-admin/hub`, { accessToken: ADMIN_TOKEN })
+  t.equal(admin.state, 'Connected', 'with auth, the official client connects to the admin hub')
+})
+
+test('a prefix and a path of its own move every route of the view', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => { await app.close() })
+  await app.register(signalr)
+  await app.register(signalrAdmin, { prefix: '/ops', path: '/live', onRequest: adminGuard })
+  await app.ready()
+  const page = await app.inject({ url: '/ops/live', headers: auth })
+  t.equal(page.statusCode, 200)
+  t.match(page.body, 'data-base="/ops/live"')
+  t.same(app.signalr.paths, ['/ops/live/hub'], 'the admin hub is mapped under the view')
+  t.equal((await app.inject({ url: '/ops/live/admin.js' })).statusCode, 401)
+})
+
+test('bad options and a missing fastify-signalr or browser client fail at register, with FST_SIGNALR_ codes', async (t) => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ path: 'admin' }, /'path' of signalrAdmin: must match pattern/],
+    [{ path: '/admin/' }, /'path' of signalrAdmin/],
+    [{ path: '/a"><script>' }, /'path' of signalrAdmin/],
+    [{ interval: 10 }, /'interval' of signalrAdmin: must be greater or equal to 100/],
+    [{ maxConnections: 0 }, /'maxConnections' of signalrAdmin/],
+    [{ title: '' }, /'title' of signalrAdmin/],
+    [{ colour: 'red' }, /'colour' of signalrAdmin: is not a known option/],
+    [{ preHandler: 'yes' }, /'preHandler' of signalrAdmin: must be a hook function/],
+    [{ onRequest: [] }, /'onRequest' of signalrAdmin/]
+  ]
+  for (const [options, message] of cases) {
+    const app = Fastify()
+    await app.register(signalr)
+    await t.rejects(app.register(signalrAdmin, options as never).ready(), { code: 'FST_SIGNALR_INVALID_OPTION', message }, JSON.stringify(options))
+    await app.close()
+  }
+  const alone = Fastify()
+  await t.rejects(alone.register(signalrAdmin).ready(), { code: 'FST_SIGNALR_ADMIN_WITHOUT_PLUGIN', message: /register it first/ })
+  await alone.close()
+
+  t.match(browserClientFile(), /@microsoft\/signalr\/dist\/browser\/signalr\.min\.js$/)
+  t.throws(() => browserClientFile(() => { throw new Error("Cannot find module '@microsoft/signalr/dist/browser/signalr.min.js'\nRequire stack: ...") }), {
+    code: 'FST_SIGNALR_ADMIN_CLIENT_MISSING',
+    message: /optional peer dependency '@microsoft\/signalr'.*Cannot find module.*npm install @microsoft\/signalr$/
+  })
+})
+
+test('without a guard hook the view still works, and the log says it is open to anyone', async (t) => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write (line: string) { lines.push(line) } } } })
+  t.teardown(async () => { await app.close() })
+  await app.register(signalr)
+  await app.register(signalrAdmin)
+  await app.ready()
+  t.equal((await app.inject('/signalr-admin')).statusCode, 200)
+  t.match(lines.join(''), /no hook guards the admin view/)
+})
+
+test('the snapshot lists the connections that are there: user, transport, protocol, groups, age, bytes waiting', async (t) => {
+  const { app, base, url } = await adminServer(t)
+  const before = Date.now()
+  const ann = await connect(t, url, { user: 'ann' })
+  const bo = await connect(t, url, { user: 'bo', transport: 'LongPolling', protocol: 'messagepack' })
+  const anon = await connect(t, url, { transport: 'ServerSentEvents' })
+  await ann.invoke('JoinGroup', 'room-a')
+  await bo.invoke('JoinGroup', 'room-a')
+  await bo.invoke('JoinGroup', 'room-b')
+
+  const admin = await connect(t, `${base}/signalr-admin/hub`, { accessToken: ADMIN_TOKEN })
+  const s = await admin.invoke<AdminSnapshot>('Snapshot')
+  t.same(s.hubs.map((h) => h.path), [HUB], "the admin hub's own connections are not listed")
+  const hub = s.hubs[0]
+  t.equal(hub.connectionCount, 3)
+  t.equal(hub.omitted, 0)
+  t.equal(hub.servers, 1)
+  const byId = new Map(hub.connections.map((c) => [c.connectionId, c]))
+  t.match(byId.get(ann.connectionId as string), { userId: 'ann', transport: 'WebSockets', protocol: 'json', groups: ['room-a'], groupCount: 1 })
+  t.match(byId.get(bo.connectionId as string), { userId: 'bo', transport: 'LongPolling', protocol: 'messagepack', groups: ['room-a', 'room-b'], groupCount: 2 })
+  t.match(byId.get(anon.connectionId as string), { userId: null, transport: 'ServerSentEvents', protocol: 'json', groups: [] })
+  for (const c of hub.connections) {
+    t.ok(c.connectedAt >= before - 1 && c.connectedAt <= s.at, 'connectedAt is when it negotiated')
+    t.equal(typeof c.bytesWaiting, 'number')
+    t.equal(c.server, undefined, 'no server names without a backplane')
+  }
+  t.same(hub.groups, [
+    { name: 'room-a', members: [ann.connectionId, bo.connectionId] },
+    { name: 'room-b', members: [bo.connectionId] }
+  ], 'groups with their members')
+  t.equal(s.totals.connections, 3)
+
+  // The counters the connections keep for telemetry: messages from and to clients
+  const h = app.signalr.hub(HUB)
+  const first = await h.snapshot()
+  for (let i = 0; i < 5; i++) await ann.invoke('Echo', `m${i}`)
+  const second = await h.snapshot()
+  t.ok(second.messagesReceived - first.messagesReceived >= 5, 'each invocation counts as a message received')
+  t.ok(second.messagesSent - first.messagesSent >= 5, 'each completion counts as a message sent')
+  // Pages get a snapshot per interval, with a rate once two ticks have been seen
+  const pushed = record(admin, 'Snapshot') as unknown as Array<[AdminSnapshot]>
+  await until(() => pushed.length >= 2)
+  t.ok(pushed.every(([p]) => p.history.length >= 1 && p.history.at(-1)?.[1] === 3), 'the chart history ends at the current count')
+  await ann.invoke('Echo', 'busy')
+  await until(() => pushed.some(([p]) => p.hubs[0].messagesPerSecond > 0))
+  t.pass('messages per second rise while clients talk')
+  await anon.stop()
+  await until(() => pushed.at(-1)?.[0].hubs[0].connectionCount === 2)
+  t.notOk(pushed.at(-1)?.[0].hubs[0].connections.some((c) => c.connectionId === anon.connectionId), 'a closed connection leaves the list')
+})
+
+test('snapshots are bounded: at most maxConnections rows, and the rest counted', async (t) => {
+  const { app, base, url } = await adminServer(t, { maxConnections: 2 })
+  const clients = await Promise.all(['a', 'b', 'c'].map(async (user) => await connect(t, url, { user })))
+  const admin = await connect(t, `${base}/signalr-admin/hub`, { accessToken: ADMIN_TOKEN })
+  const hub = (await admin.invoke<AdminSnapshot>('Snapshot')).hubs[0]
+  t.equal(hub.connections.length, 2)
+  t.equal(hub.connectionCount, 3)
+  t.equal(hub.omitted, 1)
+  t.same(hub.connections.map((c) => c.connectionId), clients.slice(0, 2).map((c) => c.connectionId), 'oldest first')
+
+  const h = app.signalr.hub(HUB)
+  t.match(await h.snapshot({ limit: 0 }), { connections: [], connectionCount: 3, omitted: 3 })
+  for (const limit of [-1, 1001, 1.5, '10']) {
+    await t.rejects(h.snapshot({ limit: limit as number }), { code: 'FST_SIGNALR_INVALID_ARGUMENT', message: /snapshot limit/ }, `limit ${String(limit)}`)
+  }
+  // A connection in very many groups lists the first hundred and counts the rest
+  for (let i = 0; i < 120; i++) await h.groups.add(clients[0].connectionId as string, `g${i}`)
+  const one = (await h.snapshot({ limit: 1 })).connections[0]
+  t.equal(one.groups.length, 100)
+  t.equal(one.groupCount, 120)
+})
+
+test('one timer for every page: each tick is one snapshot, sent to all; none while no page is open', async (t) => {
+  const { app, base, url } = await adminServer(t)
+  await connect(t, url, { user: 'ann' })
+  const hub = app.signalr.hub(HUB)
+  let made = 0
+  const real = hub.snapshot.bind(hub)
+  hub.snapshot = async (o) => { made++; return await real(o) }
+  const pages = [buildClient(`${base}/signalr-admin/hub`, { accessToken: ADMIN_TOKEN }), buildClient(`${base}/signalr-admin/hub`, { accessToken: ADMIN_TOKEN })]
+  const seen = pages.map((p) => record(p, 'Snapshot') as unknown as Array<[AdminSnapshot]>)
+  await Promise.all(pages.map(async (p) => { await p.start() }))
+  await until(() => seen.every((s) => s.length >= 3))
+  await Promise.all(pages.map(async (p) => { await p.stop() }))
+  const ticks = new Set(seen.flat().map(([s]) => s.at))
+  t.ok(made <= ticks.size + 2, `snapshots made (${made}) follow the ticks (${ticks.size}), not the pages`)
+  const common = seen[0].filter(([s]) => seen[1].some(([o]) => o.at === s.at))
+  t.ok(common.length >= 2, 'both pages got the same snapshots')
+  const after = made
+  await new Promise((resolve) => { setTimeout(resolve, 400) })
+  t.equal(made, after, 'no snapshot is made while no page is open')
+})
+
+test('actions: disconnect a connection and send a test message to a group; bad input gets an error answer', async (t) => {
+  const { base, url } = await adminServer(t)
+  const ann = await connect(t, url, { user: 'ann' })
+  const bo = await connect(t, url, { user: 'bo' })
+  await ann.invoke('JoinGroup', 'room-a')
+  const admin = await connect(t, `${base}/signalr-admin/hub`, { accessToken: ADMIN_TOKEN })
+
+  const heard = nextCall(ann, 'Notice')
+  t.equal(await admin.invoke('SendToGroup', HUB, 'room-a', 'Notice', ['hello', { n: 1 }]), 1, 'answers how many were in the group')
+  t.same(await heard, ['hello', { n: 1 }], 'the member got the test message with its arguments')
+  t.equal(await admin.invoke('SendToGroup', HUB, 'nobody-here', 'Notice', []), 0)
+
+  const closed = new Promise<Error | undefined>((resolve) => { bo.onclose(resolve) })
+  t.equal(await admin.invoke('Disconnect', HUB, bo.connectionId), true)
+  t.equal(await closed, undefined, 'the client got a Close and ended')
+  t.equal(ann.state, 'Connected', 'the others stay')
+
+  const refused: Array<[string, unknown[], RegExp]> = [
+    ['Disconnect', [HUB, 'no-such-id'], /HubException: No connection 'no-such-id' on hub '\/hubs\/scenario'\./],
+    ['Disconnect', ['/hubs/none', ann.connectionId], /HubException: No hub is mapped at '\/hubs\/none'\./],
+    ['Disconnect', ['/signalr-admin/hub', admin.connectionId], /HubException: No hub is mapped at '\/signalr-admin\/hub'\./],
+    ['Disconnect', [HUB, ''], /Argument 1 is invalid/],
+    ['Disconnect', [HUB, 42], /Argument 1 is invalid/],
+    ['Disconnect', ['no-slash', 'x'], /Argument 0 is invalid/],
+    ['SendToGroup', [HUB, 'room-a', '1bad', []], /Argument 2 is invalid/],
+    ['SendToGroup', [HUB, 'room-a', 'Notice', 'not an array'], /Argument 3 is invalid/],
+    ['SendToGroup', [HUB, 'room-a', 'Notice', Array.from({ length: 17 }, () => 0)], /Argument 3 is invalid/],
+    ['SendToGroup', [HUB, 'x'.repeat(1025), 'Notice', []], /Argument 1 is invalid/],
+    ['SendToGroup', [HUB, '', 'Notice', []], /Argument 1 is invalid/]
+  ]
+  for (const [method, args, message] of refused) await t.rejects(admin.invoke(method, ...args), { message }, `${method} ${JSON.stringify(args).slice(0, 60)}`)
+  t.equal(admin.state, 'Connected', 'the admin page stays connected after refused actions')
+  t.equal(ann.state, 'Connected')
+})
