@@ -46,7 +46,7 @@ test('the admin page shows the live connections of two chat tabs in the demo, an
   const base = baseOf(app)
   const { context, page: admin } = await launchChromium(t)
   const problems = problemsOf(admin)
-  await admin.setViewportSize({ width: 1280, height: 760 })
+  await admin.setViewportSize({ width: 1280, height: 640 })
   await admin.goto(`${base}/signalr-admin`)
   await admin.waitForSelector('#status.live')
   t.equal(await admin.textContent('#totalConnections'), '0')

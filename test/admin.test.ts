@@ -3,12 +3,17 @@
 // connections that are really there; the two actions do what they say, and bad input gets
 // an error Completion.
 import Fastify from 'fastify'
+import type { Redis } from 'ioredis'
 import { test } from 'tap'
 import signalr from '../index.js'
 import { browserClientFile, signalrAdmin } from '../lib/admin/index.js'
 import type { AdminSnapshot } from '../lib/admin/monitor.js'
+import { readTuple, writeTuple } from '../lib/lifetime/redis/codec.js'
+import { redisBackplane } from '../lib/lifetime/redis/index.js'
 import { ADMIN_TOKEN, adminGuard } from './fixtures/admin.js'
 import { buildClient, connect, nextCall, record } from './fixtures/client.js'
+import { fleetHub } from './fixtures/fleet-hub.js'
+import { redisClient, redisMissing, startRedis } from './fixtures/redis.js'
 import { startServer } from './fixtures/server.js'
 import { until } from './fixtures/until.js'
 
@@ -64,7 +69,7 @@ test('bad options and a missing fastify-signalr or browser client fail at regist
     [{ path: 'admin' }, /'path' of signalrAdmin: must match pattern/],
     [{ path: '/admin/' }, /'path' of signalrAdmin/],
     [{ path: '/a"><script>' }, /'path' of signalrAdmin/],
-    [{ interval: 10 }, /'interval' of signalrAdmin: must be greater or equal to 100/],
+    [{ interval: 10 }, /'interval' of signalrAdmin: must be >= 100/],
     [{ maxConnections: 0 }, /'maxConnections' of signalrAdmin/],
     [{ title: '' }, /'title' of signalrAdmin/],
     [{ colour: 'red' }, /'colour' of signalrAdmin: is not a known option/],
@@ -74,11 +79,11 @@ test('bad options and a missing fastify-signalr or browser client fail at regist
   for (const [options, message] of cases) {
     const app = Fastify()
     await app.register(signalr)
-    await t.rejects(app.register(signalrAdmin, options as never).ready(), { code: 'FST_SIGNALR_INVALID_OPTION', message }, JSON.stringify(options))
+    await t.rejects(async () => { await app.register(signalrAdmin, options as never) }, { code: 'FST_SIGNALR_INVALID_OPTION', message }, JSON.stringify(options))
     await app.close()
   }
   const alone = Fastify()
-  await t.rejects(alone.register(signalrAdmin).ready(), { code: 'FST_SIGNALR_ADMIN_WITHOUT_PLUGIN', message: /register it first/ })
+  await t.rejects(async () => { await alone.register(signalrAdmin) }, { code: 'FST_SIGNALR_ADMIN_WITHOUT_PLUGIN', message: /register it first/ })
   await alone.close()
 
   t.match(browserClientFile(), /@microsoft\/signalr\/dist\/browser\/signalr\.min\.js$/)
@@ -226,4 +231,52 @@ test('actions: disconnect a connection and send a test message to a group; bad i
   for (const [method, args, message] of refused) await t.rejects(admin.invoke(method, ...args), { message }, `${method} ${JSON.stringify(args).slice(0, 60)}`)
   t.equal(admin.state, 'Connected', 'the admin page stays connected after refused actions')
   t.equal(ann.state, 'Connected')
+})
+
+const noRedis = redisMissing()
+if (noRedis !== false) console.log(`# skipping the fleet snapshot test: ${noRedis}`)
+
+test('with a Redis backplane the snapshot covers every server; a silent or lying server is counted, not believed', { skip: noRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const HUB_NAME = 'AdminTest.Fleet'
+  const servers = await Promise.all(['node-a', 'node-b'].map(async (serverName) => {
+    const client = await redisClient(t, redis, 'ioredis')
+    return await startServer(t, {
+      hub: fleetHub,
+      path: '/hubs/fleet',
+      plugin: { backplane: redisBackplane({ client, serverName, hubName: HUB_NAME, commandTimeout: 1000 }) }
+    })
+  }))
+  const [a, b] = servers
+  const ann = await connect(t, a.url, { user: 'ann' })
+  const bo = await connect(t, b.url, { user: 'bo', transport: 'LongPolling' })
+  await ann.invoke('AddToGroup', bo.connectionId, 'ops')
+  const hub = a.app.signalr.hub('/hubs/fleet')
+  await until(async () => (await hub.snapshot()).connectionCount === 2)
+  const s = await hub.snapshot()
+  t.equal(s.servers, 2)
+  t.equal(s.unreachable, 0)
+  const byId = new Map(s.connections.map((c) => [c.connectionId, c]))
+  t.match(byId.get(ann.connectionId as string), { server: 'node-a', userId: 'ann', transport: 'WebSockets' })
+  t.match(byId.get(bo.connectionId as string), { server: 'node-b', userId: 'bo', transport: 'LongPolling', groups: ['ops'] }, 'a connection of the other server, with its groups')
+  t.ok(s.messagesReceived >= 1, "both servers' counters are summed")
+  t.match(await hub.snapshot({ limit: 1 }), { connections: [{ server: 'node-a' }], connectionCount: 2, omitted: 1 }, 'the limit holds across the fleet')
+
+  // Two servers that seem alive: one listens to nothing, one answers what no schema allows
+  const key = (...parts: string[]): string => `${HUB_NAME}:fastify-signalr:${parts.join(':')}`
+  for (const ghost of ['ghost', 'liar']) {
+    redis.cli('SADD', key('servers'), ghost)
+    redis.cli('SET', key('alive', ghost), '1', 'PX', '60000')
+  }
+  const liar = await redisClient(t, redis, 'ioredis') as Redis
+  const replier = await redisClient(t, redis, 'ioredis') as Redis
+  liar.on('messageBuffer', (_channel: Buffer, payload: Buffer) => {
+    const [, id, from] = readTuple(payload, 3)
+    void replier.publish(`${HUB_NAME}:fastify-signalr:server:${String(from)}`, writeTuple([1, id as number, 0, '{"connections":"all of them","connectionCount":1e9}']))
+  })
+  await liar.subscribe(`${HUB_NAME}:fastify-signalr:server:liar`)
+  const odd = await hub.snapshot()
+  t.equal(odd.servers, 2, 'only real answers count')
+  t.equal(odd.unreachable, 2, 'the silent server and the one whose answer fails the schema')
+  t.equal(odd.connectionCount, 2, 'nothing of the invalid answer is believed')
 })

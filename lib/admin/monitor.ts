@@ -78,9 +78,11 @@ export class AdminMonitor {
     this.pause()
   }
 
-  /** The newest snapshot, or a fresh one: what a page that just connected is given. */
+  /** What a page that just connected is given: the last tick's snapshot while it is current, else a new one. */
   async current (): Promise<AdminSnapshot> {
-    return this.latest ?? await this.tick()
+    const latest = this.latest
+    if (latest !== undefined && Date.now() - latest.at < this.settings.interval) return latest
+    return await this.tick()
   }
 
   private async broadcast (): Promise<void> {

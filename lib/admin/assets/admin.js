@@ -77,6 +77,7 @@ function renderChart (history) {
   const H = 160
   const pad = 8
   const max = Math.max(1, ...history.map((p) => p[1]))
+  $('axisTop').textContent = String(max)
   const nodes = []
   for (let i = 0; i <= 4; i++) {
     const y = pad + (H - 2 * pad) * i / 4
@@ -105,12 +106,12 @@ function renderConnections (s, hub) {
     el('td', { class: c.userId === null ? 'muted' : '', text: c.userId ?? '—' }),
     el('td', {}, el('span', { class: `tag t-${c.transport}`, text: TRANSPORTS[c.transport] ?? c.transport })),
     el('td', { text: c.protocol }),
-    el('td', { class: 'chips' }, ...c.groups.map((g) => el('span', { class: 'chip', text: g })),
-      ...(c.groupCount > c.groups.length ? [el('span', { class: 'muted', text: ` +${c.groupCount - c.groups.length}` })] : [])),
+    el('td', {}, el('div', { class: 'chips' }, ...c.groups.map((g) => el('span', { class: 'chip', text: g })),
+      ...(c.groupCount > c.groups.length ? [el('span', { class: 'muted', text: `+${c.groupCount - c.groups.length}` })] : []))),
     el('td', { class: 'num', text: age(s.at - c.connectedAt) }),
     el('td', { class: c.bytesWaiting > 0 ? 'num warn' : 'num', text: bytes(c.bytesWaiting) }),
     el('td', { class: 'server mono', text: c.server ?? '' }),
-    el('td', { class: 'act' }, el('button', { type: 'button', class: 'danger', text: 'Disconnect', onclick: (e) => { void disconnect(hub.path, c.connectionId, e.target) } }))
+    el('td', { class: 'act' }, el('button', { type: 'button', class: 'danger', text: 'Disconnect', onclick: (e) => { disconnect(hub.path, c.connectionId, e.target) } }))
   ))
   $('connections').tBodies[0].replaceChildren(...rows)
   $('empty').hidden = rows.length > 0
@@ -152,13 +153,16 @@ function show (snapshot) {
 }
 
 const connection = new signalR.HubConnectionBuilder()
-  .withUrl(new URL(`${base}/hub`, location.href).href)
+  .withUrl(new URL(`${base}/hub`, document.baseURI).href)
   .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (ctx) => Math.min(10_000, 500 * 2 ** ctx.previousRetryCount) })
   .configureLogging(signalR.LogLevel.Warning)
   .build()
 connection.on('Snapshot', show)
 connection.onreconnecting(() => { setStatus('connecting', 'reconnecting…') })
-connection.onreconnected(async () => { setStatus('live', 'live'); show(await connection.invoke('Snapshot')) })
+connection.onreconnected(() => {
+  setStatus('live', 'live')
+  connection.invoke('Snapshot').then(show, () => {})
+})
 connection.onclose(() => { setStatus('down', 'disconnected') })
 
 async function disconnect (path, id, button) {
@@ -216,4 +220,4 @@ async function start () {
     setStatus('down', `cannot connect: ${errorText(err)}`)
   }
 }
-void start()
+start()
