@@ -104,8 +104,8 @@ import signalr from 'fastify-signalr'
 import { signalrAdmin } from 'fastify-signalr/admin'
 const app = Fastify()
 await app.register(signalr)
-await app.register(signalrAdmin, { onRequest: async () => {} })
 try {
+  await app.register(signalrAdmin, { onRequest: async () => {} })
   await app.ready()
   const page = await app.inject('/signalr-admin')
   const client = await app.inject('/signalr-admin/signalr.min.js')
