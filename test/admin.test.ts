@@ -93,6 +93,33 @@ test('bad options and a missing fastify-signalr or browser client fail at regist
   })
 })
 
+test('a hub whose snapshot fails shows the error, and the other hubs still show', async (t) => {
+  const { app, base, url } = await adminServer(t)
+  await connect(t, url, { user: 'ann' })
+  const hub = app.signalr.hub(HUB)
+  hub.snapshot = async () => { throw new Error('the backplane is down') }
+  const admin = await connect(t, `${base}/signalr-admin/hub`, { accessToken: ADMIN_TOKEN })
+  const s = await admin.invoke<AdminSnapshot>('Snapshot')
+  t.match(s.hubs, [{ path: HUB, error: 'the backplane is down', connections: [] }])
+  // A tick that cannot be sent is logged and the next one goes out
+  const pushed = record(admin, 'Snapshot')
+  await until(() => pushed.length >= 2)
+  t.pass('ticks go on')
+})
+
+test('options: not an object, and hooks left undefined', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => { await app.close() })
+  await app.register(signalr)
+  await t.rejects(async () => { await app.register(signalrAdmin, 'admin' as never) }, { code: 'FST_SIGNALR_INVALID_OPTION', message: /must be an object/ })
+  const other = Fastify()
+  t.teardown(async () => { await other.close() })
+  await other.register(signalr)
+  await other.register(signalrAdmin, { onRequest: adminGuard, preHandler: undefined })
+  await other.ready()
+  t.equal((await other.inject('/signalr-admin')).statusCode, 401, 'the hook that is there guards')
+})
+
 test('without a guard hook the view still works, and the log says it is open to anyone', async (t) => {
   const lines: string[] = []
   const app = Fastify({ logger: { level: 'warn', stream: { write (line: string) { lines.push(line) } } } })
@@ -270,13 +297,19 @@ test('with a Redis backplane the snapshot covers every server; a silent or lying
   }
   const liar = await redisClient(t, redis, 'ioredis') as Redis
   const replier = await redisClient(t, redis, 'ioredis') as Redis
+  // Its answers in turn: JSON the schema refuses, no JSON at all, nothing
+  const lies: Array<Array<string | number>> = [['{"connections":"all of them","connectionCount":1e9}'], ['{not json'], []]
+  let told = 0
   liar.on('messageBuffer', (_channel: Buffer, payload: Buffer) => {
     const [, id, from] = readTuple(payload, 3)
-    void replier.publish(`${HUB_NAME}:fastify-signalr:server:${String(from)}`, writeTuple([1, id as number, 0, '{"connections":"all of them","connectionCount":1e9}']))
+    void replier.publish(`${HUB_NAME}:fastify-signalr:server:${String(from)}`, writeTuple([1, id as number, 0, ...lies[told++ % lies.length]]))
   })
   await liar.subscribe(`${HUB_NAME}:fastify-signalr:server:liar`)
-  const odd = await hub.snapshot()
-  t.equal(odd.servers, 2, 'only real answers count')
-  t.equal(odd.unreachable, 2, 'the silent server and the one whose answer fails the schema')
-  t.equal(odd.connectionCount, 2, 'nothing of the invalid answer is believed')
+  for (const lie of lies) {
+    const odd = await hub.snapshot()
+    t.equal(odd.servers, 2, `only real answers count (${JSON.stringify(lie)})`)
+    t.equal(odd.unreachable, 2, 'the silent server and the one whose answer is not a snapshot')
+    t.equal(odd.connectionCount, 2, 'nothing of the invalid answer is believed')
+  }
+  t.equal(told, lies.length)
 })

@@ -78,27 +78,8 @@ t.test('the tarball installs into a new app: import, require() and TypeScript', 
   t.match(stdout, /defineHub/, 'require() gives the named exports')
   t.match(stdout, /fastifySignalR/)
 
-  writeFileSync(join(app, 'app.ts'), `import Fastify from 'fastify'
-import Type from 'typebox'
-import signalr, { defineHub } from 'fastify-signalr'
-const hub = defineHub({ methods: { Echo: { args: [Type.String()], returns: Type.String(), handler: (_ctx, text) => text.toUpperCase() } } })
-const app = Fastify()
-await app.register(signalr, { keepAliveInterval: 10_000 })
-app.hub('/hubs/echo', hub)
-const count: number = app.signalr.connectionCount
-export { count }
-`)
-  writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true, skipLibCheck: true, types: ['node'] },
-    files: ['app.ts']
-  }))
-  // What a TypeScript app has installed anyway
-  symlinkSync(join(root, 'node_modules/@types'), join(app, 'node_modules/@types'), 'dir')
-  const tsc = join(root, 'node_modules/typescript/bin/tsc')
-  const r = await exec(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app }).catch((err: { stdout: string }) => err)
-  t.equal((r as { stdout: string }).stdout.trim(), '', 'a TypeScript app type-checks against the installed types')
-
-  // The admin view: its optional peer, the official client, is not installed yet
+  // The admin view: its optional peer, the official client, is not installed yet. Before the
+  // @types link below: npm would prune what that link points to
   writeFileSync(join(app, 'admin.js'), `import Fastify from 'fastify'
 import signalr from 'fastify-signalr'
 import { signalrAdmin } from 'fastify-signalr/admin'
@@ -119,6 +100,26 @@ await app.close()
   t.same(await runAdmin(), { code: 'FST_SIGNALR_ADMIN_CLIENT_MISSING' }, 'without @microsoft/signalr the admin view says what to install')
   await exec(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', '@microsoft/signalr'], { cwd: app, maxBuffer: 16 << 20 })
   t.same(await runAdmin(), { page: 200, client: 200, hubs: ['/signalr-admin/hub'] }, 'with it, fastify-signalr/admin serves its page, assets and hub from dist/')
+
+  writeFileSync(join(app, 'app.ts'), `import Fastify from 'fastify'
+import Type from 'typebox'
+import signalr, { defineHub } from 'fastify-signalr'
+const hub = defineHub({ methods: { Echo: { args: [Type.String()], returns: Type.String(), handler: (_ctx, text) => text.toUpperCase() } } })
+const app = Fastify()
+await app.register(signalr, { keepAliveInterval: 10_000 })
+app.hub('/hubs/echo', hub)
+const count: number = app.signalr.connectionCount
+export { count }
+`)
+  writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true, skipLibCheck: true, types: ['node'] },
+    files: ['app.ts']
+  }))
+  // What a TypeScript app has installed anyway
+  symlinkSync(join(root, 'node_modules/@types'), join(app, 'node_modules/@types'), 'dir')
+  const tsc = join(root, 'node_modules/typescript/bin/tsc')
+  const r = await exec(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app }).catch((err: { stdout: string }) => err)
+  t.equal((r as { stdout: string }).stdout.trim(), '', 'a TypeScript app type-checks against the installed types')
 })
 
 function readdirTarball (): string {
