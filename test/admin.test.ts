@@ -313,3 +313,23 @@ test('with a Redis backplane the snapshot covers every server; a silent or lying
   }
   t.equal(told, lies.length)
 })
+
+test("the README's example: examples/admin.ts guards the view with a cookie, and reads the snapshot itself", async (t) => {
+  process.env.ADMIN_TOKEN = ADMIN_TOKEN
+  t.teardown(() => { delete process.env.ADMIN_TOKEN })
+  const { buildAdminApp, whoIsConnected } = await import('../examples/admin.js')
+  const app = await buildAdminApp()
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await app.close() })
+  const address = app.server.address() as { port: number }
+  const base = `http://127.0.0.1:${address.port}`
+  t.equal((await app.inject('/signalr-admin')).statusCode, 401, 'no cookie, no page')
+  const page = await app.inject({ url: '/signalr-admin', headers: { cookie: `admin=${ADMIN_TOKEN}` } })
+  t.equal(page.statusCode, 200)
+  t.match(page.body, '<h1>Chat fleet</h1>')
+  const ann = await connect(t, `${base}/hubs/chat?user=ann`, { transport: 'ServerSentEvents' })
+  await ann.invoke('Join', 'garden')
+  t.same(await whoIsConnected(app), ['ann over ServerSentEvents/json, in garden'])
+  const admin = await connect(t, `${base}/signalr-admin/hub`, { headers: { cookie: `admin=${ADMIN_TOKEN}` } })
+  t.equal((await admin.invoke<AdminSnapshot>('Snapshot')).title, 'Chat fleet')
+})
