@@ -96,7 +96,9 @@ const plugin: FastifyPluginAsync<FastifySignalROptions> = async function fastify
         protocols: protocolsByName(options.protocols),
         log: this.log,
         clientResultTimeout: options.clientResultTimeout,
-        observer: new BackplaneTelemetry(telemetry, fullPath, typeof scaleOut.name === 'string' ? scaleOut.name : 'custom')
+        observer: new BackplaneTelemetry(telemetry, fullPath, typeof scaleOut.name === 'string' ? scaleOut.name : 'custom'),
+        // Asked for by other servers only once this one serves: `mapped` exists by then
+        snapshot: async (limit) => await mapped.localSnapshot(limit)
       })
     const mapped = new MappedHub({
       path: fullPath,

@@ -6,8 +6,9 @@ import { createRequire } from 'node:module'
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus'
 import { MeterProvider } from '@opentelemetry/sdk-metrics'
 import { build } from 'esbuild'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import signalr from '../index.js'
+import { signalrAdmin } from '../lib/admin/index.js'
 import { chatHub } from './chat-hub.js'
 
 const require = createRequire(import.meta.url)
@@ -46,6 +47,16 @@ async function pageScript (): Promise<string> {
   return bundle.outputFiles[0].text
 }
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1'])
+
+/**
+ * The demo's guard of its admin view: this machine only, even when the chat listens on every
+ * interface for a phone. A real app puts its own auth hook here (see the README).
+ */
+async function thisMachineOnly (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (!LOOPBACK.has(request.ip)) await reply.code(403).send({ error: 'the admin view answers only on this machine' })
+}
+
 export async function buildDemo (options: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify(options)
   const script = await pageScript()
@@ -66,6 +77,8 @@ export async function buildDemo (options: FastifyServerOptions = {}): Promise<Fa
     // The hub's contract, generated from its schemas: GET /hubs/chat/asyncapi.json
     asyncapi: { title: 'fastify-signalr demo chat', version: '1.0.0' }
   })
+  // The live admin view at /signalr-admin: who is connected, over what, in which room
+  await app.register(signalrAdmin, { title: 'fastify-signalr demo · admin', onRequest: thisMachineOnly })
   for (const [url, [file, type]] of Object.entries(assets)) {
     const body = await readFile(file)
     app.get(url, async (_request, reply) => await reply.type(type).header('cache-control', 'no-cache').send(body))

@@ -8,7 +8,8 @@ const host = process.env.HOST ?? '127.0.0.1'
 
 const app = await buildDemo({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
 await app.listen({ port, host })
-process.stdout.write(`\nfastify-signalr demo: open http://${host}:${port}/ in two tabs (or on your phone) and chat\n\n`)
+process.stdout.write(`\nfastify-signalr demo: open http://${host}:${port}/ in two tabs (or on your phone) and chat\n` +
+  `the admin view, from this machine only: http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/signalr-admin\n\n`)
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

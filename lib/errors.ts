@@ -103,3 +103,11 @@ export const BackplaneUnavailableError = createError<[string]>(
 /** No server owned the connection of a group change within ackTimeout (ASP.NET Core waits 30 s too). */
 export const BackplaneAckTimeoutError = createError<[string, string, number]>(
   'FST_SIGNALR_BACKPLANE_ACK_TIMEOUT', "No server acknowledged the group change of connection '%s' (group '%s') within %sms.", 504)
+
+/** signalrAdmin was registered where app.signalr and app.hub do not exist. */
+export const AdminWithoutPluginError = createError(
+  'FST_SIGNALR_ADMIN_WITHOUT_PLUGIN', 'signalrAdmin needs fastify-signalr: register it first (await app.register(signalr)), in the same scope or a parent one', 500)
+
+/** The admin page runs the official browser client, which the application has not installed. */
+export const AdminClientMissingError = createError<[string]>(
+  'FST_SIGNALR_ADMIN_CLIENT_MISSING', "signalrAdmin serves the official browser client from the optional peer dependency '@microsoft/signalr', which cannot be found (%s): npm install @microsoft/signalr", 500)

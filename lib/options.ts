@@ -110,7 +110,7 @@ const checkHub = Compile(HubOptionsSchema)
 const checkRaw = Compile(RawOptionsSchema)
 type Checker = typeof checkPlugin | typeof checkHub | typeof checkRaw
 
-function firstError (errors: Array<{ instancePath: string, message: string, params: unknown }>): [string, string] {
+export function firstError (errors: Array<{ instancePath: string, message: string, params: unknown }>): [string, string] {
   // additionalProperties errors name the key in params rather than in the path
   for (const e of errors) {
     const extra = (e.params as { additionalProperties?: string[] }).additionalProperties

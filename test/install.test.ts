@@ -46,6 +46,7 @@ t.test('npm pack builds dist/ through prepare, and ships no map without its sour
     for (const s of sources) t.ok(files.includes(join(dirname(map), s)), `${map} points to ${s}, which is shipped`)
   }
   t.same(files.filter((f) => !f.startsWith('dist/') && !['LICENSE', 'CHANGELOG.md', 'README.md', 'package.json'].includes(f)), [], 'nothing but dist/ and the docs')
+  for (const asset of ['index.html', 'admin.js', 'admin.css']) t.ok(files.includes(`dist/lib/admin/assets/${asset}`), `the build copies the admin view's ${asset}`)
   t.same(files.filter((f) => f.startsWith('dist/test/') || f.startsWith('dist/bench/') || f.startsWith('dist/demo/')), [], 'no tests, benchmarks or demo in dist/')
 })
 
@@ -76,6 +77,29 @@ t.test('the tarball installs into a new app: import, require() and TypeScript', 
   const { stdout } = await exec(process.execPath, ['-e', 'console.log(Object.keys(require("fastify-signalr")).sort().join(","))'], { cwd: app })
   t.match(stdout, /defineHub/, 'require() gives the named exports')
   t.match(stdout, /fastifySignalR/)
+
+  // The admin view: its optional peer, the official client, is not installed yet. Before the
+  // @types link below: npm would prune what that link points to
+  writeFileSync(join(app, 'admin.js'), `import Fastify from 'fastify'
+import signalr from 'fastify-signalr'
+import { signalrAdmin } from 'fastify-signalr/admin'
+const app = Fastify()
+await app.register(signalr)
+try {
+  await app.register(signalrAdmin, { onRequest: async () => {} })
+  await app.ready()
+  const page = await app.inject('/signalr-admin')
+  const client = await app.inject('/signalr-admin/signalr.min.js')
+  console.log(JSON.stringify({ page: page.statusCode, client: client.statusCode, hubs: app.signalr.paths }))
+} catch (err) {
+  console.log(JSON.stringify({ code: err.code }))
+}
+await app.close()
+`)
+  const runAdmin = async (): Promise<unknown> => JSON.parse((await exec(process.execPath, ['admin.js'], { cwd: app })).stdout)
+  t.same(await runAdmin(), { code: 'FST_SIGNALR_ADMIN_CLIENT_MISSING' }, 'without @microsoft/signalr the admin view says what to install')
+  await exec(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', '@microsoft/signalr'], { cwd: app, maxBuffer: 16 << 20 })
+  t.same(await runAdmin(), { page: 200, client: 200, hubs: ['/signalr-admin/hub'] }, 'with it, fastify-signalr/admin serves its page, assets and hub from dist/')
 
   writeFileSync(join(app, 'app.ts'), `import Fastify from 'fastify'
 import Type from 'typebox'

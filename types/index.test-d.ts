@@ -3,7 +3,7 @@
 // each one fails with the code it names.
 import Fastify from 'fastify'
 import Type from 'typebox'
-import signalr, { Bytes, DateTime, defineHub, type AsyncApiDocument, type HubContext, type InvocationContext, type RawConnection, type RawMessage, type SignalRTransport } from '../index.js'
+import signalr, { Bytes, DateTime, defineHub, type AsyncApiDocument, type HubContext, type HubSnapshot, type InvocationContext, type RawConnection, type RawMessage, type SignalRTransport } from '../index.js'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T> (_value: T): void {}
@@ -200,6 +200,13 @@ async function typedOutside (): Promise<void> {
   // Without a hub named it stays untyped, exactly as before
   await app.signalr.hub('/hubs/typed').clients.all.send('Anything', 1, {})
   expectType<AsyncApiDocument>(byType.asyncapi({ host: 'example.com', secure: true }))
+  // The monitoring query: bounded, typed rows
+  const snapshot = await byType.snapshot({ limit: 10 })
+  expectType<HubSnapshot>(snapshot)
+  expectType<SignalRTransport>(snapshot.connections[0].transport)
+  assert<Equal<HubSnapshot['connections'][number]['userId'], string | null>>()
+  // @ts-expect-error TS2322 the limit is a number
+  await byType.snapshot({ limit: '10' })
   app.hub('/hubs/contract', typed, { asyncapi: { title: 'Chat', version: '1.2.0' } })
   // @ts-expect-error TS2322 asyncapi options are checked
   app.hub('/hubs/contract2', typed, { asyncapi: { title: 1 } })

@@ -134,6 +134,51 @@ export interface Presence {
   connectionCount (): Promise<number>
 }
 
+/** One connection as hubContext.snapshot() lists it: what a monitor (the admin view) shows. */
+export interface ConnectionInfo {
+  readonly connectionId: string
+  /** The hub's userId resolver's answer; null for a connection without a user. */
+  readonly userId: string | null
+  readonly transport: SignalRTransport
+  /** The hub protocol's name as the handshake gave it (`json`, `messagepack`). */
+  readonly protocol: string
+  /** When the connection negotiated, in ms since the epoch. */
+  readonly connectedAt: number
+  /** Bytes sent to the client that it has not read yet (its socket, its next poll, unacked messages). */
+  readonly bytesWaiting: number
+  /** Its groups, at most SNAPSHOT_GROUPS_PER_CONNECTION of them (see groupCount). */
+  readonly groups: readonly string[]
+  /** How many groups it is in. */
+  readonly groupCount: number
+  /** The server that holds it (its backplane serverName); absent without a backplane. */
+  readonly server?: string
+}
+
+/**
+ * A bounded picture of a hub, across the fleet with a backplane: hubContext.snapshot().
+ * Counts cover every connection; `connections` lists at most `limit` of them.
+ */
+export interface HubSnapshot {
+  /** At most `limit` connections, oldest first on each server. */
+  readonly connections: ConnectionInfo[]
+  /** Every established connection of the hub on the servers that answered. */
+  readonly connectionCount: number
+  /** How many connections `connections` leaves out. */
+  readonly omitted: number
+  /** Hub protocol messages from and to clients since each server mapped the hub, summed. */
+  readonly messagesReceived: number
+  readonly messagesSent: number
+  /** Servers that answered: 1 without a backplane. */
+  readonly servers: number
+  /** Servers of the fleet that did not answer within the backplane's commandTimeout. */
+  readonly unreachable: number
+}
+
+export interface SnapshotOptions {
+  /** How many connections to list, 0 to 1000 (default 100). */
+  limit?: number
+}
+
 export interface CloseOptions {
   /** Sent to the client as "Connection closed with an error. HubException: <error>". */
   error?: string
@@ -148,6 +193,12 @@ export interface HubContext<C extends ClientMethodTypes | undefined = undefined>
   readonly groups: GroupManager
   /** Ends a connection with a Close message; a no-op for an unknown id. */
   close (connectionId: string, options?: CloseOptions): Promise<void>
+  /**
+   * A bounded, read-only picture of the hub for monitoring: counts, message totals and up to
+   * `limit` connections with their transport, protocol, age, unread bytes and groups. With a
+   * backplane every fastify-signalr server of the fleet answers for its own connections.
+   */
+  snapshot (options?: SnapshotOptions): Promise<HubSnapshot>
   /**
    * The hub's AsyncAPI 3.0 document, generated from its schemas. `host` names the servers
    * (default: the route option's `asyncapi.host`, else `localhost`).

@@ -2,10 +2,11 @@
 // group changes and presence queries, all through the lifetime manager.
 import type { HubLifetimeManager } from '../lifetime/hub-lifetime-manager.js'
 import { checkName } from '../names.js'
-import type { AsyncApiDocument, AsyncApiRequest, CloseOptions, GroupManager, HubContext } from '../../types/index.js'
+import type { AsyncApiDocument, AsyncApiRequest, CloseOptions, GroupManager, HubContext, HubSnapshot, SnapshotOptions } from '../../types/index.js'
 import type { ClientChecks } from './client-checks.js'
 import { Clients } from './client-proxies.js'
 import { toCloseOptions } from './invocation-context.js'
+import { mergeSnapshots, snapshotLimit, type ServerSnapshot } from './snapshot.js'
 
 export class Groups implements GroupManager {
   constructor (private readonly lifetime: HubLifetimeManager) {}
@@ -28,7 +29,8 @@ export class MappedHubContext implements HubContext {
     private readonly lifetime: HubLifetimeManager,
     clientResultTimeout: number,
     checks: ClientChecks,
-    private readonly describe: (request?: AsyncApiRequest) => AsyncApiDocument
+    private readonly describe: (request?: AsyncApiRequest) => AsyncApiDocument,
+    private readonly localSnapshot: (limit: number) => Promise<ServerSnapshot>
   ) {
     this.clients = new Clients(lifetime, clientResultTimeout, checks)
     this.groups = new Groups(lifetime)
@@ -64,5 +66,15 @@ export class MappedHubContext implements HubContext {
 
   async close (connectionId: string, options: CloseOptions = {}): Promise<void> {
     await this.lifetime.closeConnection(checkName('connection id', connectionId), toCloseOptions(options))
+  }
+
+  async snapshot (options?: SnapshotOptions): Promise<HubSnapshot> {
+    const limit = snapshotLimit(options)
+    // A backplane asks every server of the fleet for its share; alone, this server's is all
+    if (this.lifetime.snapshot !== undefined) {
+      const { reports, unreachable } = await this.lifetime.snapshot(limit)
+      return mergeSnapshots(reports, limit, unreachable)
+    }
+    return mergeSnapshots([{ snapshot: await this.localSnapshot(limit) }], limit, 0)
   }
 }

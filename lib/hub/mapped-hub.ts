@@ -17,6 +17,7 @@ import { Dispatcher } from './dispatcher.js'
 import { MappedHubContext } from './hub-context.js'
 import type { ContextHost } from './invocation-context.js'
 import type { MappedEndpoint, TransferFormat } from '../transports/endpoint.js'
+import { SNAPSHOT_GROUPS_PER_CONNECTION, type ServerSnapshot } from './snapshot.js'
 
 export interface MappedHubInit {
   path: string
@@ -50,6 +51,8 @@ export class MappedHub implements HubConnectionHost, ContextHost, MappedEndpoint
   readonly negotiateRedirect: HubRouteOptions['negotiateRedirect']
   readonly transferFormats: readonly TransferFormat[]
   private readonly forget: (connection: Connection) => void
+  /** Connections past their handshake, oldest first (a Set keeps insertion order): snapshot() lists them. */
+  private readonly established = new Set<Connection>()
 
   constructor (init: MappedHubInit) {
     this.path = init.path
@@ -69,7 +72,8 @@ export class MappedHub implements HubConnectionHost, ContextHost, MappedEndpoint
     const describe = describeHub({
       path: init.path, definition: init.hub.definition, transports: init.options.transports, protocols: init.options.protocols, info: init.asyncapi ?? {}
     })
-    this.hubContext = new MappedHubContext(init.path, init.lifetime, init.options.clientResultTimeout, this.clientChecks, describe)
+    this.hubContext = new MappedHubContext(init.path, init.lifetime, init.options.clientResultTimeout, this.clientChecks, describe,
+      async (limit) => await this.localSnapshot(limit))
     this.dispatcher = new Dispatcher(init.hub, this)
   }
 
@@ -80,6 +84,7 @@ export class MappedHub implements HubConnectionHost, ContextHost, MappedEndpoint
   onEstablished (connection: Connection): void {
     connection.identify(this.resolveUserId)
     this.telemetry.connectionOpened(connection)
+    this.established.add(connection)
     this.dispatcher.prepare(connection)
     this.lifetime.onConnected(connection)
       .then(async () => { await this.dispatcher.connected(connection) })
@@ -95,6 +100,7 @@ export class MappedHub implements HubConnectionHost, ContextHost, MappedEndpoint
 
   onClosed (connection: Connection, error: Error | undefined, established: boolean): void {
     this.forget(connection)
+    this.established.delete(connection)
     this.telemetry.connectionClosed(connection, error, established)
     if (!established) return
     if (error !== undefined) connection.log.debug({ err: error }, 'signalr: connection closed with an error')
@@ -102,5 +108,35 @@ export class MappedHub implements HubConnectionHost, ContextHost, MappedEndpoint
       .catch((err: unknown) => { connection.log.error({ err }, 'signalr: the lifetime manager failed to remove a connection') })
       .then(async () => { await this.dispatcher.disconnected(connection, error) })
       .catch((err: unknown) => { connection.log.error({ err }, 'signalr: disconnect handling failed') })
+  }
+
+  /**
+   * This server's share of hubContext.snapshot(): its first `limit` connections and its
+   * counters. Work is bounded by `limit`, whatever the number of connections.
+   */
+  async localSnapshot (limit: number): Promise<ServerSnapshot> {
+    const picked: Connection[] = []
+    for (const c of this.established) {
+      if (picked.length >= limit) break
+      picked.push(c)
+    }
+    const connections = await Promise.all(picked.map(async (c) => {
+      const groups = await this.lifetime.groupsOf(c.connectionId).catch((err: unknown) => {
+        c.log.debug({ err }, 'signalr: the groups of a connection could not be read for a snapshot')
+        return []
+      })
+      return {
+        connectionId: c.connectionId,
+        userId: c.userId ?? null,
+        transport: c.transportKind ?? 'WebSockets',
+        protocol: c.protocol?.name ?? '',
+        connectedAt: c.createdAt,
+        bytesWaiting: c.bytesWaiting,
+        groups: groups.length > SNAPSHOT_GROUPS_PER_CONNECTION ? groups.slice(0, SNAPSHOT_GROUPS_PER_CONNECTION) : groups,
+        groupCount: groups.length
+      }
+    }))
+    const { messagesReceived, messagesSent } = this.telemetry.messageTotals()
+    return { connections, connectionCount: this.established.size, messagesReceived, messagesSent }
   }
 }

@@ -5,6 +5,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { HubProtocol } from '../protocol/hub-protocol.js'
 import type { InvocationMessage } from '../protocol/messages.js'
 import type { SerializedMessage } from '../protocol/serialized-message.js'
+import type { ServerSnapshot } from '../hub/snapshot.js'
 
 /** Who a send reaches. `exclude` lists connection ids that must not receive it. */
 export type SendTarget =
@@ -72,6 +73,11 @@ export interface HubLifetimeManager {
   connections (): Promise<string[]>
   connectionCount (): Promise<number>
   close (): Promise<void>
+  /**
+   * A backplane's hubContext.snapshot(): the share of every server of the fleet (each made by
+   * its BackplaneHub.snapshot), with its server's name. Absent: this server's share is all.
+   */
+  snapshot? (limit: number): Promise<{ reports: Array<{ server: string, snapshot: ServerSnapshot }>, unreachable: number }>
   /** Set when the backplane forwards transport requests (no sticky sessions needed). */
   readonly forwarding?: ConnectionForwarding
 }
@@ -150,6 +156,8 @@ export interface BackplaneHub {
   readonly clientResultTimeout: number
   /** Where the backplane's publishes, failures and reconnects are counted, when observed. */
   readonly observer?: BackplaneObserver
+  /** This server's share of hubContext.snapshot() (its own connections, at most `limit`). */
+  readonly snapshot?: (limit: number) => Promise<ServerSnapshot>
 }
 
 /**

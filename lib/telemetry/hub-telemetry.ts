@@ -54,6 +54,17 @@ export class HubTelemetry implements ObservedHub {
     }
   }
 
+  /** Messages received and sent over every protocol, since the hub was mapped (the admin view's rate). */
+  messageTotals (): { messagesReceived: number, messagesSent: number } {
+    let messagesReceived = 0
+    let messagesSent = 0
+    for (const t of this.traffic.values()) {
+      messagesReceived += t.messagesReceived
+      messagesSent += t.messagesSent
+    }
+    return { messagesReceived, messagesSent }
+  }
+
   get outboundWaiting (): number {
     let sum = 0
     for (const c of this.bound.keys()) sum += c.bytesWaiting

@@ -7,6 +7,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import {
   BackplaneAckTimeoutError, BackplaneUnavailableError, ClientResultError, ClientResultRejectedError, ClientResultTimeoutError, HubError
 } from '../../errors.js'
+import { ServerSnapshotCheck, SNAPSHOT_MAX_LIMIT, type ServerSnapshot } from '../../hub/snapshot.js'
 import type { HubProtocol } from '../../protocol/hub-protocol.js'
 import { MessageType, type CompletionMessage, type InvocationMessage } from '../../protocol/messages.js'
 import { SerializedMessage } from '../../protocol/serialized-message.js'
@@ -88,6 +89,11 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
       const c = this.local.get(connectionId)
       c?.close({ error: error === '' ? undefined : new HubError(error), allowReconnect: allowReconnect === '1' })
       return [c === undefined ? '0' : '1']
+    })
+    // Another server's hubContext.snapshot(): this server's share, as JSON in one string
+    this.requests.handle('snapshot', async ([limit]) => {
+      const n = Math.min(Math.max(0, Math.trunc(Number(limit)) || 0), SNAPSHOT_MAX_LIMIT)
+      return [JSON.stringify(await this.localSnapshot(n))]
     })
     const deliver = (channel: string, payload: Buffer, members: ReadonlySet<LifetimeConnection>): void => {
       this.deliver(channel, payload, members)
@@ -541,6 +547,31 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     return await this.presence.connectionCount()
   }
 
+  private async localSnapshot (limit: number): Promise<ServerSnapshot> {
+    return await this.hub.snapshot?.(limit) ?? { connections: [], connectionCount: 0, messagesReceived: 0, messagesSent: 0 }
+  }
+
+  /** Every live fastify-signalr server's share, this one's included; a .NET server keeps no presence. */
+  async snapshot (limit: number): Promise<{ reports: Array<{ server: string, snapshot: ServerSnapshot }>, unreachable: number }> {
+    await this.ensureStarted()
+    const me = this.settings.serverName
+    const others = (await this.presence.liveServers()).filter((s) => s !== me)
+    const asked = Promise.allSettled(others.map(async (server) => await this.requests.request(server, 'snapshot', [String(limit)], this.settings.commandTimeout)))
+    const reports: Array<{ server: string, snapshot: ServerSnapshot }> = [{ server: me, snapshot: await this.localSnapshot(limit) }]
+    const answers = await asked
+    let unreachable = 0
+    answers.forEach((a, i) => {
+      const report = a.status === 'fulfilled' ? parseReport(a.value[0]) : undefined
+      if (report === undefined) {
+        unreachable++
+        this.log.debug({ server: others[i], err: a.status === 'rejected' ? a.reason : undefined }, 'signalr: a server gave no snapshot of its connections')
+      } else {
+        reports.push({ server: others[i], snapshot: report })
+      }
+    })
+    return { reports, unreachable }
+  }
+
   async closeConnection (connectionId: string, options: { error?: Error, allowReconnect?: boolean }): Promise<void> {
     const local = this.local.get(connectionId)
     if (local !== undefined) {
@@ -592,5 +623,16 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     this.local.clear()
     this.localGroups.clear()
     this.onClosed(this)
+  }
+}
+
+/** Another server's share of a snapshot, believed only if it passes the schema. */
+function parseReport (json: string | undefined): ServerSnapshot | undefined {
+  if (json === undefined) return undefined
+  try {
+    const value: unknown = JSON.parse(json)
+    return ServerSnapshotCheck.Check(value) ? value as ServerSnapshot : undefined
+  } catch {
+    return undefined
   }
 }

@@ -90,7 +90,8 @@ export class Presence {
     return names.map((name, i) => ({ name, alive: alive[i] !== null && alive[i] !== undefined }))
   }
 
-  private async liveServers (): Promise<string[]> {
+  /** Servers whose heartbeat has not expired. */
+  async liveServers (): Promise<string[]> {
     return (await this.servers()).filter((s) => s.alive).map((s) => s.name)
   }
 
