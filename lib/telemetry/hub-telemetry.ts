@@ -5,7 +5,7 @@ import { context, trace, type Attributes, type Context } from '@opentelemetry/ap
 import type { Connection } from '../connection.js'
 import { OutboundBufferFullError, SendTimeoutError } from '../errors.js'
 import { closeStatus, TRANSPORT_NAMES } from './close-status.js'
-import { Invocation, MethodTelemetry, UNOBSERVED, type InvocationKind, type ObservedInvocation } from './invocation.js'
+import { Invocation, MethodTelemetry, UNOBSERVED, type InvocationKind, type InvocationOutcome, type ObservedInvocation } from './invocation.js'
 import type { ObservedHub, Telemetry } from './telemetry.js'
 
 /** Hub protocol traffic of one protocol on one hub: plain counters, read at collection time. */
@@ -16,6 +16,8 @@ export class Traffic {
   bytesSent = 0
   constructor (readonly attributes: Attributes) {}
 }
+
+const OUTCOMES: readonly InvocationOutcome[] = ['ok', 'error', 'unauthorized', 'cancelled']
 
 export type HandshakeFailure = 'invalid' | 'unsupported_protocol' | 'unsupported_version' | 'unsupported_transfer_format' | 'timeout'
 
@@ -54,6 +56,12 @@ export class HubTelemetry implements ObservedHub {
       report('messagesSent', t.messagesSent, t.attributes)
       report('bytesReceived', t.bytesReceived, t.attributes)
       report('bytesSent', t.bytesSent, t.attributes)
+    }
+  }
+
+  observeInvocations (report: Parameters<ObservedHub['observeInvocations']>[0]): void {
+    for (const m of this.methods.values()) {
+      for (const outcome of OUTCOMES) if (m.counts[outcome] > 0) report(m.counts[outcome], m.outcomes[outcome])
     }
   }
 

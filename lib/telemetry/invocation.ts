@@ -34,6 +34,8 @@ export class MethodTelemetry {
   readonly spanName: string
   readonly spanOptions: Readonly<Record<InvocationKind, SpanOptions>>
   readonly outcomes: Readonly<Record<InvocationOutcome, Attributes>>
+  /** Invocations that ended, by outcome: signalr.server.invocations reads them at collection. */
+  readonly counts: Record<InvocationOutcome, number> = { ok: 0, error: 0, unauthorized: 0, cancelled: 0 }
 
   constructor (hub: string, method: string) {
     this.spanName = `${hub}/${method}`
@@ -72,10 +74,8 @@ export class Invocation implements ObservedInvocation {
     if (this.ended) return
     this.ended = true
     if (this.telemetry.metricsOn) {
-      const i = this.telemetry.instruments
-      const attributes = this.names.outcomes[outcome]
-      i.invocations.add(1, attributes)
-      i.invocationDuration.record((performance.now() - this.startedAt) / 1000, attributes)
+      this.names.counts[outcome]++
+      this.telemetry.instruments.invocationDuration.record((performance.now() - this.startedAt) / 1000, this.names.outcomes[outcome])
     }
     const span = this.span
     if (span === undefined) return

@@ -19,6 +19,8 @@ export interface TelemetryOptions {
 /** What the asynchronous instruments read from each hub. */
 export interface ObservedHub {
   observeTraffic (report: (kind: 'messagesReceived' | 'messagesSent' | 'bytesReceived' | 'bytesSent', value: number, attributes: Attributes) => void): void
+  /** Invocations that ended, by method and outcome (only those that happened). */
+  observeInvocations (report: (value: number, attributes: Attributes) => void): void
   readonly outboundWaiting: number
   readonly attributes: Attributes
 }
@@ -52,9 +54,10 @@ export class Telemetry {
     meter.addBatchObservableCallback((result) => {
       for (const hub of this.hubs) {
         hub.observeTraffic((kind, value, attributes) => { result.observe(i[kind], value, attributes) })
+        hub.observeInvocations((value, attributes) => { result.observe(i.invocations, value, attributes) })
         result.observe(i.outboundWaiting, hub.outboundWaiting, hub.attributes)
       }
-    }, [i.messagesReceived, i.messagesSent, i.bytesReceived, i.bytesSent, i.outboundWaiting])
+    }, [i.messagesReceived, i.messagesSent, i.bytesReceived, i.bytesSent, i.invocations, i.outboundWaiting])
   }
 
   /**
