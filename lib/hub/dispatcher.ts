@@ -238,16 +238,16 @@ export class Dispatcher {
     if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error })
   }
 
-  private unknownMethod (connection: Connection, m: InvocationMessage | StreamInvocationMessage): string {
-    connection.logRepeatable('info', 'unknown-method', { method: m.target }, 'signalr: unknown hub method')
-    return `Failed to invoke '${m.target}' due to an error on the server. HubException: Method does not exist.`
-  }
-
   /**
-   * Checks a call of a declared method; returns its upload streams (a shared empty array for
-   * none), or the error text for the caller. Nothing is allocated for a valid call without uploads.
+   * Looks up and checks a call; returns the method, or the error text for the caller.
+   * Nothing is allocated for a valid call.
    */
-  private bind (connection: Connection, state: DispatchState, m: InvocationMessage | StreamInvocationMessage, method: CompiledMethod, streaming: boolean): UploadStream[] | string {
+  private bind (connection: Connection, state: DispatchState, m: InvocationMessage | StreamInvocationMessage, streaming: boolean): CompiledMethod | string {
+    const method = this.method(m.target)
+    if (method === undefined) {
+      connection.logRepeatable('info', 'unknown-method', { method: m.target }, 'signalr: unknown hub method')
+      return `Failed to invoke '${m.target}' due to an error on the server. HubException: Method does not exist.`
+    }
     if (m.forbiddenKey !== undefined) {
       connection.logRepeatable('info', 'forbidden-key', { method: m.target, key: m.forbiddenKey }, 'signalr: invocation refused: its payload held a forbidden key')
       return `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: The key '${m.forbiddenKey}' is not allowed.`
@@ -275,7 +275,6 @@ export class Dispatcher {
     if (streamIds.length !== method.uploads.length) {
       return `An unexpected error occurred invoking '${m.target}' on the server. HubException: Client sent ${streamIds.length} stream(s), Hub method expects ${method.uploads.length}.`
     }
-    if (streamIds.length === 0) return NO_UPLOADS
     for (let i = 0; i < streamIds.length; i++) {
       // A second upload under a live id would orphan the first, whose reader would then wait forever
       if (state.uploads.has(streamIds[i]) || streamIds.indexOf(streamIds[i]) !== i) {
@@ -283,8 +282,17 @@ export class Dispatcher {
         return `Failed to invoke '${m.target}' due to an error on the server. HubException: Stream ID '${streamIds[i]}' is already in use.`
       }
     }
+    return method
+  }
+
+  /** The upload streams of a bound call, made and registered; a shared empty array for none. */
+  private openUploads (connection: Connection, state: DispatchState, m: InvocationMessage | StreamInvocationMessage, method: CompiledMethod): UploadStream[] {
+    const streamIds = m.streamIds ?? NO_STREAM_IDS
+    if (streamIds.length === 0) return NO_UPLOADS
     const capacity = connection.host.options.streamBufferCapacity
-    return streamIds.map((id, i) => new UploadStream(capacity, method.uploads[i], `upload stream ${i} of '${method.name}'`))
+    const uploads = streamIds.map((id, i) => new UploadStream(capacity, method.uploads[i], `upload stream ${i} of '${method.name}'`))
+    for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
+    return uploads
   }
 
   private errorText (m: { target: string }, err: unknown, prefix: string): string {
@@ -304,46 +312,31 @@ export class Dispatcher {
    */
   private invoke (connection: Connection, state: DispatchState, m: InvocationMessage): void {
     const id = m.invocationId
-    const method = this.method(m.target)
-    if (method === undefined) {
-      this.refuse(connection, id, this.unknownMethod(connection, m))
+    const method = this.bind(connection, state, m, false)
+    if (typeof method === 'string') {
+      this.refuse(connection, id, method)
       return
     }
-    const uploads = this.bind(connection, state, m, method, false)
-    if (typeof uploads === 'string') {
-      this.refuse(connection, id, uploads)
-      return
-    }
+    const uploads = this.openUploads(connection, state, m, method)
     const ctx = new Context(this.host, connection, method.name)
     if (uploads.length === 0) {
       state.active++
       ctx.releaseSlot = state.release
     }
-    const streamIds = m.streamIds ?? NO_STREAM_IDS
-    for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
     const observed = connection.host.telemetry.startInvocation(connection, method.name, 'invocation')
     if (method.authorize !== undefined || uploads.length > 0) {
       void this.invokeAsync(connection, state, m, method, ctx, uploads, observed, undefined)
       return
     }
-    let outcome: InvocationOutcome = 'ok'
-    let failure: unknown
-    let handedOn = false
+    let result: unknown
     try {
-      const result = observed.traced ? observed.run(() => method.handler(ctx, ...m.arguments)) : method.handler(ctx, ...m.arguments)
-      if (isThenable(result)) {
-        handedOn = true
-        void this.invokeAsync(connection, state, m, method, ctx, uploads, observed, result)
-        return
-      }
-      if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, result, hasResult: true })
+      result = observed.traced ? observed.run(() => method.handler(ctx, ...m.arguments)) : method.handler(ctx, ...m.arguments)
     } catch (err) {
-      outcome = 'error'
-      failure = err
-      this.invocationThrew(connection, m, err)
-    } finally {
-      if (!handedOn) this.invocationEnded(connection, state, ctx, streamIds, uploads, observed, outcome, failure)
+      this.settled(connection, state, m, ctx, uploads, observed, true, err)
+      return
     }
+    if (isThenable(result)) void this.invokeAsync(connection, state, m, method, ctx, uploads, observed, result)
+    else this.settled(connection, state, m, ctx, uploads, observed, false, result)
   }
 
   /** The rest of invoke(): awaits the authorizer and then the handler, or the promise a handler already returned (`pending`). */
@@ -351,51 +344,60 @@ export class Dispatcher {
     connection: Connection, state: DispatchState, m: InvocationMessage, method: CompiledMethod, ctx: Context,
     uploads: UploadStream[], observed: ObservedInvocation, pending: PromiseLike<unknown> | undefined
   ): Promise<void> {
-    const id = m.invocationId
-    let outcome: InvocationOutcome = 'ok'
-    let failure: unknown
+    let result: unknown
     try {
-      let result: unknown
       if (pending !== undefined) {
         result = await pending
       } else {
         if (method.authorize !== undefined && !await this.authorized(connection, ctx, method, m.arguments)) {
-          outcome = 'unauthorized'
-          if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Failed to invoke '${m.target}' because user is unauthorized` })
+          this.refuse(connection, m.invocationId, `Failed to invoke '${m.target}' because user is unauthorized`)
+          this.invocationEnded(connection, state, m, ctx, uploads, observed, 'unauthorized', undefined)
           return
         }
         // One spread, not two, for the common call without uploads
         result = await observed.run(() => uploads.length === 0 ? method.handler(ctx, ...m.arguments) : method.handler(ctx, ...m.arguments, ...uploads))
       }
-      if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, result, hasResult: true })
     } catch (err) {
-      outcome = 'error'
-      failure = err
-      this.invocationThrew(connection, m, err)
-    } finally {
-      this.invocationEnded(connection, state, ctx, m.streamIds ?? NO_STREAM_IDS, uploads, observed, outcome, failure)
+      this.settled(connection, state, m, ctx, uploads, observed, true, err)
+      return
     }
+    this.settled(connection, state, m, ctx, uploads, observed, false, result)
   }
 
-  private invocationThrew (connection: Connection, m: InvocationMessage, err: unknown): void {
-    connection.logRepeatable('error', 'method-threw', { err, method: m.target }, 'signalr: hub method threw')
-    if (m.invocationId !== undefined) {
-      this.sendCompletion(connection, {
-        type: MessageType.Completion, invocationId: m.invocationId, error: this.errorText(m, err, `An unexpected error occurred invoking '${m.target}' on the server.`)
-      })
-    }
-  }
-
-  private invocationEnded (
-    connection: Connection, state: DispatchState, ctx: Context, streamIds: readonly string[], uploads: UploadStream[],
-    observed: ObservedInvocation, outcome: InvocationOutcome, failure: unknown
+  /** A call has returned or thrown: its Completion (unless it was non-blocking), then its end. */
+  private settled (
+    connection: Connection, state: DispatchState, m: InvocationMessage, ctx: Context, uploads: UploadStream[],
+    observed: ObservedInvocation, threw: boolean, value: unknown
   ): void {
-    observed.end(outcome, failure)
-    connection.touch()
+    const id = m.invocationId
+    try {
+      if (threw) {
+        connection.logRepeatable('error', 'method-threw', { err: value, method: m.target }, 'signalr: hub method threw')
+        this.refuse(connection, id, this.errorText(m, value, `An unexpected error occurred invoking '${m.target}' on the server.`))
+      } else if (id !== undefined) {
+        this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, result: value, hasResult: true })
+      }
+    } finally {
+      this.invocationEnded(connection, state, m, ctx, uploads, observed, threw ? 'error' : 'ok', threw ? value : undefined)
+    }
+  }
+
+  /** The upload streams of a call that ended: their readers see the end. */
+  private closeUploads (state: DispatchState, m: InvocationMessage | StreamInvocationMessage, uploads: UploadStream[]): void {
+    const streamIds = m.streamIds ?? NO_STREAM_IDS
     for (let i = 0; i < uploads.length; i++) {
       state.uploads.delete(streamIds[i])
       uploads[i].complete()
     }
+  }
+
+  private invocationEnded (
+    connection: Connection, state: DispatchState, m: InvocationMessage, ctx: Context, uploads: UploadStream[],
+    observed: ObservedInvocation, outcome: InvocationOutcome, failure: unknown
+  ): void {
+    observed.end(outcome, failure)
+    connection.touch()
+    this.closeUploads(state, m, uploads)
     const release = ctx.releaseSlot
     ctx.releaseSlot = undefined
     release?.()
@@ -416,22 +418,16 @@ export class Dispatcher {
       this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Invocation ID '${id}' is already in use.` })
       return
     }
-    const method = this.method(m.target)
-    if (method === undefined) {
-      this.refuse(connection, id, this.unknownMethod(connection, m))
-      return
-    }
-    const uploads = this.bind(connection, state, m, method, true)
-    if (typeof uploads === 'string') {
-      this.refuse(connection, id, uploads)
+    const method = this.bind(connection, state, m, true)
+    if (typeof method === 'string') {
+      this.refuse(connection, id, method)
       return
     }
     const cancel = new AbortController()
     state.streams.set(id, cancel)
     const signal = AbortSignal.any([connection.signal, cancel.signal])
     const ctx = new Context(this.host, connection, method.name, signal)
-    const streamIds = m.streamIds ?? NO_STREAM_IDS
-    for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
+    const uploads = this.openUploads(connection, state, m, method)
     let iterator: AsyncIterator<unknown> | undefined
     let error: string | undefined
     const observed = connection.host.telemetry.startInvocation(connection, method.name, 'stream')
@@ -481,10 +477,7 @@ export class Dispatcher {
       }
     } finally {
       state.streams.delete(id)
-      for (let i = 0; i < uploads.length; i++) {
-        state.uploads.delete(streamIds[i])
-        uploads[i].complete()
-      }
+      this.closeUploads(state, m, uploads)
       // Completion first: a generator blocked on something that ignores the signal must
       // not hold the client's stream open
       this.sendCompletion(connection, error === undefined
