@@ -1,6 +1,6 @@
 // Our echo path in one process, without sockets:
 //
-//   node --import tsx bench/echo-path.ts [--protocol=json|messagepack] [--otel=metrics|traces|metrics,traces] [--calls=200000]
+//   node --import tsx bench/echo-path.ts [--protocol=json|messagepack] [--otel=metrics|traces|metrics,traces] [--ratio=R] [--calls=200000]
 //
 // A Connection of a real MappedHub (default options, the bench's Echo hub) on the real
 // WebSocket transport over a stand-in socket that only counts what it is given: each call
@@ -9,11 +9,14 @@
 // which the raw ws floor pays the same. It prints our CPU per call (process.cpuUsage over the
 // calls, median of five rounds), so that changes to the path can be compared on a machine
 // too busy for the socket benchmark, and the OpenTelemetry SDKs' cost per call without the
-// socket noise (--otel, the same SDK setup as bench/servers/fastify-signalr-otel.ts). For
+// socket noise (--otel, the same SDK setup as bench/servers/fastify-signalr-otel.ts; spans
+// with ParentBased(AlwaysOn), or ParentBased(TraceIdRatioBased(R)) with --ratio=R). For
 // reference it also times what the floor does per call besides I/O (parse, answer, frame).
 import { metrics, trace } from '@opentelemetry/api'
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics'
-import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, type SpanExporter } from '@opentelemetry/sdk-trace-base'
+import {
+  AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter
+} from '@opentelemetry/sdk-trace-base'
 import { decode, encode } from '@msgpack/msgpack'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import Type from 'typebox'
@@ -33,6 +36,7 @@ const arg = (name: string): string | undefined => args.find((a) => a.startsWith(
 const protocol = arg('protocol') ?? 'json'
 const calls = Number(arg('calls') ?? 200_000)
 const otel = (arg('otel') ?? '').split(',').filter((s) => s !== '')
+const ratio = arg('ratio') === undefined ? undefined : Number(arg('ratio'))
 const ROUNDS = 5
 // Calls between yields to the event loop: what a busy server sees per turn, about
 const PER_TURN = 64
@@ -44,7 +48,8 @@ if (otel.includes('metrics')) {
   metrics.setGlobalMeterProvider(new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: dropMetrics, exportIntervalMillis: 1000 })] }))
 }
 if (otel.includes('traces')) {
-  trace.setGlobalTracerProvider(new BasicTracerProvider({ sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }), spanProcessors: [new BatchSpanProcessor(dropSpans)] }))
+  const root = ratio === undefined ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(ratio)
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ sampler: new ParentBasedSampler({ root }), spanProcessors: [new BatchSpanProcessor(dropSpans)] }))
 }
 
 const noop = (): void => {}
@@ -157,7 +162,8 @@ for (let r = 0; r < ROUNDS; r++) {
   oursUs.push(await ours(calls))
   floorUs.push(await floor(calls))
 }
-const setup = otel.length === 0 ? 'no OpenTelemetry SDK' : `OpenTelemetry SDK: ${otel.join(' + ')}`
+const sampler = otel.includes('traces') ? (ratio === undefined ? ', traces always on' : `, traces sampled at ${ratio}`) : ''
+const setup = otel.length === 0 ? 'no OpenTelemetry SDK' : `OpenTelemetry SDK: ${otel.join(' + ')}${sampler}`
 console.log(`echo path, ${protocol}, ${setup}: ours ${median(oursUs).toFixed(2)} µs per call (rounds ${oursUs.map((x) => x.toFixed(2)).join(' ')}); ` +
   `the floor's codec work ${median(floorUs).toFixed(2)} µs; ${calls} calls per round, ${PER_TURN} per turn`)
 connection.close()
