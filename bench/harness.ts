@@ -31,7 +31,7 @@ export class HarnessError extends Error {}
 // ---------------------------------------------------------------------------------------
 // Peers
 
-export type PeerId = 'ours' | 'ours-otel' | 'ws' | 'socketio' | 'aspnetcore'
+export type PeerId = 'ours' | 'ours-otel-metrics' | 'ours-otel' | 'ours-otel-sampled' | 'ws' | 'socketio' | 'aspnetcore'
 
 export interface PeerSpec {
   id: PeerId
@@ -39,7 +39,11 @@ export interface PeerSpec {
   family: Family
   /** Why a scenario cannot run on this peer, or undefined when it can. */
   unsupported: (s: ScenarioSpec) => string | undefined
+  /** Set in the server's environment (the OpenTelemetry variants of ours). */
+  env?: Record<string, string>
 }
+
+const echoOnly = (s: ScenarioSpec): string | undefined => s.kind === 'echo' && s.transport !== 'lp' ? undefined : 'this variant measures the per-call cost of echo over WebSockets only'
 
 /** The scale scenarios run on ours and on the floor; the idle scenario compares every peer. */
 const scaleOnly = (s: ScenarioSpec): string | undefined => s.kind === 'scale' ? 'the scale scenarios compare ours with the raw ws floor' : undefined
@@ -54,8 +58,24 @@ export function scaleUnsupported (s: ScenarioSpec): string | undefined {
 
 export const PEERS: PeerSpec[] = [
   { id: 'ours', label: 'fastify-signalr', family: 'signalr', unsupported: () => undefined },
-  // Ours again with the OpenTelemetry SDK registered: its ratio to ours is the SDK's cost
-  { id: 'ours-otel', label: 'fastify-signalr + OTel SDK', family: 'signalr', unsupported: () => undefined },
+  // Ours again with OpenTelemetry SDKs registered (bench/servers/fastify-signalr-otel.ts): each
+  // one's ratio to ours is what that SDK setup costs. The two narrower variants measure the
+  // per-call cost only, so they run the echo scenarios alone.
+  { id: 'ours-otel-metrics', label: 'fastify-signalr + OTel metrics', family: 'signalr', unsupported: echoOnly, env: { OTEL_BENCH_SIGNALS: 'metrics' } },
+  {
+    id: 'ours-otel',
+    label: 'fastify-signalr + OTel metrics + traces (always on)',
+    family: 'signalr',
+    unsupported: () => undefined,
+    env: { OTEL_BENCH_SIGNALS: 'metrics,traces', OTEL_BENCH_SAMPLER: 'always_on' }
+  },
+  {
+    id: 'ours-otel-sampled',
+    label: 'fastify-signalr + OTel metrics + traces (1 % sampled)',
+    family: 'signalr',
+    unsupported: echoOnly,
+    env: { OTEL_BENCH_SIGNALS: 'metrics,traces', OTEL_BENCH_SAMPLER: 'ratio:0.01' }
+  },
   {
     id: 'ws',
     label: 'ws (floor)',
@@ -98,7 +118,9 @@ function serverArgv (peer: PeerId, nodeArgs: string[], imports: string[], redisP
   const tsxServer = (file: string): string[] => [process.execPath, ...nodeArgs, '--import', 'tsx', ...imports.flatMap((i) => ['--import', i]), `bench/servers/${file}`]
   switch (peer) {
     case 'ours': return tsxServer('fastify-signalr.ts')
-    case 'ours-otel': return tsxServer('fastify-signalr-otel.ts')
+    case 'ours-otel-metrics':
+    case 'ours-otel':
+    case 'ours-otel-sampled': return tsxServer('fastify-signalr-otel.ts')
     case 'ws': return tsxServer('ws.ts')
     case 'socketio': return tsxServer('socketio.ts')
     case 'aspnetcore': return ['dotnet', ASPNET_DLL, '--urls', 'http://127.0.0.1:0', ...(redisPort === undefined ? [] : ['--Redis', `127.0.0.1:${redisPort}`])]
@@ -175,6 +197,7 @@ export async function startServer (peer: PeerSpec, options: { nodeArgs?: string[
       DOTNET_CLI_TELEMETRY_OPTOUT: '1',
       DOTNET_NOLOGO: '1',
       ASPNETCORE_ENVIRONMENT: 'Production',
+      ...peer.env,
       ...options.env
     }
   })

@@ -1,6 +1,6 @@
 // Profiles OUR server under load and summarises where its CPU time goes.
 //
-//   node --import tsx bench/profile.ts [--quick] [--scenarios=echo-json,broadcast-json]
+//   node --import tsx bench/profile.ts [--quick] [--scenarios=echo-json,broadcast-json] [--peer=ours-otel]
 //   node --import tsx bench/profile.ts summarize <file.cpuprofile> [--top=25]
 //
 // Each scenario starts bench/servers/fastify-signalr.ts with `node --cpu-prof` (plus a loader
@@ -232,7 +232,14 @@ if (args[0] === 'summarize') {
   const quick = args.includes('--quick')
   const settings = quick ? QUICK : FULL
   const list = args.find((a) => a.startsWith('--scenarios='))?.slice(12).split(',') ?? ['echo-json', 'echo-msgpack', 'broadcast-json', 'broadcast-msgpack']
-  const ours = PEERS[0]
+  // Ours by default; any Node peer (an OpenTelemetry variant, or the ws floor to compare with)
+  const peerId = args.find((a) => a.startsWith('--peer='))?.slice(7) ?? 'ours'
+  const ours = PEERS.find((p) => p.id === peerId && p.id !== 'aspnetcore')
+  if (ours === undefined) {
+    console.error(`--peer: one of ${PEERS.filter((p) => p.id !== 'aspnetcore').map((p) => p.id).join(', ')}`)
+    process.exit(2)
+  }
+  const prefix = ours.id === 'ours' ? '' : `${ours.id}-`
   mkdirSync(OUT, { recursive: true })
   writeFileSync(`${OUT}/.gitignore`, '*\n!.gitignore\n')
   const sections: string[] = []
@@ -245,8 +252,8 @@ if (args[0] === 'summarize') {
     }
     // One directory per scenario: the loader-hooks thread is profiled too (its own file);
     // the main thread's profile is the one with thread id 0 in its default name
-    const profDir = `${OUT}/${id}`
-    const captureDir = `${OUT}/${id}.sources`
+    const profDir = `${OUT}/${prefix}${id}`
+    const captureDir = `${OUT}/${prefix}${id}.sources`
     rmSync(profDir, { recursive: true, force: true })
     rmSync(captureDir, { recursive: true, force: true })
     try {
@@ -264,13 +271,13 @@ if (args[0] === 'summarize') {
       const files = existsSync(profDir) ? readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')) : []
       const main = files.find((f) => f.split('.')[4] === '0')
       if (main === undefined) throw new HarnessError(`no main-thread .cpuprofile in ${profDir} (found: ${files.join(', ') || 'none'})`)
-      copyFileSync(`${profDir}/${main}`, `${OUT}/${id}.cpuprofile`)
+      copyFileSync(`${profDir}/${main}`, `${OUT}/${prefix}${id}.cpuprofile`)
       const figure = `${Math.round(m.rate ?? 0)}/s, p50 ${m.p50Ms?.toFixed(2)} ms, p99 ${m.p99Ms?.toFixed(2)} ms, server CPU ${Math.round(m.serverCpuPct ?? 0)} %`
-      console.log(`${id}: ${figure} (under the profiler)`)
-      const profile = JSON.parse(readFileSync(`${OUT}/${id}.cpuprofile`, 'utf8')) as CpuProfile
-      const text = summarize(profile, { top, window: m.window, captureDir, title: `${scenario.title} — ${figure}` })
+      console.log(`${prefix}${id}: ${figure} (under the profiler)`)
+      const profile = JSON.parse(readFileSync(`${OUT}/${prefix}${id}.cpuprofile`, 'utf8')) as CpuProfile
+      const text = summarize(profile, { top, window: m.window, captureDir, title: `${scenario.title}, ${ours.label} — ${figure}` })
       sections.push(text)
-      writeFileSync(`${OUT}/${id}.md`, `${text}\n`)
+      writeFileSync(`${OUT}/${prefix}${id}.md`, `${text}\n`)
       console.log(`\n${text}\n`)
     } catch (err) {
       if (!(err instanceof HarnessError)) throw err
@@ -278,7 +285,7 @@ if (args[0] === 'summarize') {
       console.error(`${id}: FAILED: ${err.message}`)
     }
   }
-  writeFileSync(`${OUT}/summary.md`, `# CPU profile of fastify-signalr (${quick ? 'quick' : 'full'} load)\n\n${sections.join('\n\n')}\n`)
-  console.log('wrote bench/results/profiles/summary.md, <scenario>.md and <scenario>.cpuprofile (open those in Chrome DevTools or speedscope)')
+  writeFileSync(`${OUT}/${prefix}summary.md`, `# CPU profile of ${ours.label} (${quick ? 'quick' : 'full'} load)\n\n${sections.join('\n\n')}\n`)
+  console.log(`wrote bench/results/profiles/${prefix}summary.md, ${prefix}<scenario>.md and ${prefix}<scenario>.cpuprofile (open those in Chrome DevTools or speedscope)`)
   process.exit(failed ? 1 : 0)
 }

@@ -24,7 +24,9 @@ function rowsFor (s: ScenarioSpec): Row[] {
       return [
         { scenario: s, metric: 'rate', label: 'invocations/s', better: 'higher' },
         { scenario: s, metric: 'p50Ms', label: 'p50 latency, ms', better: 'lower' },
-        { scenario: s, metric: 'p99Ms', label: 'p99 latency, ms', better: 'lower' }
+        { scenario: s, metric: 'p99Ms', label: 'p99 latency, ms', better: 'lower' },
+        // What the server spends per call, whatever the load client manages to drive
+        { scenario: s, metric: 'cpuUsPerDelivery', label: 'server CPU per invocation, µs', better: 'lower' }
       ]
     case 'broadcast':
       return [
@@ -125,7 +127,9 @@ export function detailsTable (scenarios: ScenarioSpec[], peers: PeerSpec[], resu
 // SVG: one panel per scenario (its headline metric), one bar per peer, each panel scaled to
 // its own largest value.
 
-const COLORS: Record<PeerId, string> = { ours: '#2563eb', 'ours-otel': '#60a5fa', ws: '#9ca3af', socketio: '#d97706', aspnetcore: '#7c3aed' }
+const COLORS: Record<PeerId, string> = {
+  ours: '#2563eb', 'ours-otel-metrics': '#93c5fd', 'ours-otel': '#60a5fa', 'ours-otel-sampled': '#3b82f6', ws: '#9ca3af', socketio: '#d97706', aspnetcore: '#7c3aed'
+}
 
 function esc (s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')

@@ -63,6 +63,11 @@ export class InboundBuffer {
    * (its message budget ran out) and whole messages may remain.
    */
   consume (consumed: number, more: boolean): void {
+    // The common case, everything parsed: nothing to cut, keep or scan
+    if (consumed === this.size) {
+      this.clear()
+      return
+    }
     const all = this.take()
     const rest = consumed === 0 ? all : all.subarray(consumed)
     if (more) {
@@ -75,7 +80,8 @@ export class InboundBuffer {
   }
 
   clear (): void {
-    this.chunks = []
+    // Emptied in place: a connection goes through this once per frame it receives
+    this.chunks.length = 0
     this.size = 0
     this.needed = 1
     this.maybeWhole = false

@@ -2,7 +2,7 @@
 // with ASP.NET Core 9's RPC attributes, one per stream covering the whole stream, errors
 // recorded; and, with @fastify/otel, nested under the span of the request that opened the
 // connection.
-import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import { context, ProxyTracer, ProxyTracerProvider, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import type { FastifyPluginCallback } from 'fastify'
 import { test } from 'tap'
@@ -55,6 +55,30 @@ test('a cancelled stream ends its span without an error', async (t) => {
   sub.dispose()
   await until(() => exporter.getFinishedSpans().length === 1)
   t.equal(exporter.getFinishedSpans()[0].status.code, SpanStatusCode.UNSET)
+})
+
+test('no SDK behind the provider: no span is started; one set behind it later gets every call', async (t) => {
+  // The global provider is such a proxy: an SDK may be registered after the plugin
+  const provider = new ProxyTracerProvider()
+  let starts = 0
+  const startSpan = ProxyTracer.prototype.startSpan
+  ProxyTracer.prototype.startSpan = function (...args) {
+    starts++
+    return startSpan.apply(this, args)
+  }
+  t.teardown(() => { ProxyTracer.prototype.startSpan = startSpan })
+  const { url } = await startServer(t, { plugin: { telemetry: { tracerProvider: provider } } })
+  const client = await connect(t, url, { transport: 'WebSockets' })
+  t.equal(await client.invoke('Echo', 'a'), 'a')
+  await t.rejects(client.invoke('Fail'))
+  t.equal(starts, 0, 'calls without an SDK start no span, not even a no-op one')
+
+  const { tracerProvider, exporter } = memorySpans()
+  provider.setDelegate(tracerProvider)
+  t.equal(await client.invoke('Echo', 'b'), 'b')
+  await until(() => exporter.getFinishedSpans().length === 1)
+  t.equal(exporter.getFinishedSpans()[0].name, `${PATH}/Echo`, 'the SDK set later records the next call')
+  t.ok(starts >= 1, 'through the tracer the plugin was given')
 })
 
 test('with @fastify/otel, invocation spans nest under the connection request', async (t) => {

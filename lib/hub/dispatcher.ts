@@ -4,7 +4,7 @@
 import type { Connection } from '../connection.js'
 import { HubError } from '../errors.js'
 import { Fifo } from '../fifo.js'
-import type { InvocationOutcome } from '../telemetry/invocation.js'
+import type { InvocationOutcome, ObservedInvocation } from '../telemetry/invocation.js'
 import {
   MessageType, type CompletionMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage
 } from '../protocol/messages.js'
@@ -23,6 +23,8 @@ interface DispatchState {
   active: number
   readonly streams: Map<string, AbortController>
   readonly uploads: Map<string, UploadStream>
+  /** Gives a parallel-invocation slot back: made once per connection and shared by its calls. */
+  readonly release: () => void
 }
 
 const ABORTED = Symbol('aborted')
@@ -59,7 +61,20 @@ export class Dispatcher {
 
   /** The handshake is done: messages are queued from now on, and run once connected() is done. */
   prepare (connection: Connection): void {
-    this.states.set(connection, { queue: new Fifo(), ready: false, pumping: false, blocked: false, active: 0, streams: new Map(), uploads: new Map() })
+    const state: DispatchState = {
+      queue: new Fifo(),
+      ready: false,
+      pumping: false,
+      blocked: false,
+      active: 0,
+      streams: new Map(),
+      uploads: new Map(),
+      release: () => {
+        state.active--
+        this.pump(connection, state)
+      }
+    }
+    this.states.set(connection, state)
   }
 
   /** The connection is in the lifetime manager: runs onConnected, then lets queued messages through. */
@@ -178,7 +193,7 @@ export class Dispatcher {
   private handle (connection: Connection, state: DispatchState, m: HubMessage): void {
     switch (m.type) {
       case MessageType.Invocation:
-        void this.invoke(connection, state, m)
+        this.invoke(connection, state, m)
         return
       case MessageType.StreamInvocation:
         void this.stream(connection, state, m)
@@ -218,53 +233,66 @@ export class Dispatcher {
     }
   }
 
-  /** Looks up and checks a call; returns the method and arguments, or the error text for the caller. */
-  private bind (connection: Connection, state: DispatchState, m: InvocationMessage | StreamInvocationMessage, streaming: boolean):
-  { method: CompiledMethod, uploads: UploadStream[] } | { error: string } {
+  /** A call that cannot run: its error Completion, unless it was a non-blocking call. */
+  private refuse (connection: Connection, id: string | undefined, error: string): void {
+    if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error })
+  }
+
+  /**
+   * Looks up and checks a call; returns the method, or the error text for the caller.
+   * Nothing is allocated for a valid call.
+   */
+  private bind (connection: Connection, state: DispatchState, m: InvocationMessage | StreamInvocationMessage, streaming: boolean): CompiledMethod | string {
     const method = this.method(m.target)
     if (method === undefined) {
       connection.logRepeatable('info', 'unknown-method', { method: m.target }, 'signalr: unknown hub method')
-      return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Method does not exist.` }
+      return `Failed to invoke '${m.target}' due to an error on the server. HubException: Method does not exist.`
     }
     if (m.forbiddenKey !== undefined) {
       connection.logRepeatable('info', 'forbidden-key', { method: m.target, key: m.forbiddenKey }, 'signalr: invocation refused: its payload held a forbidden key')
-      return { error: `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: The key '${m.forbiddenKey}' is not allowed.` }
+      return `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: The key '${m.forbiddenKey}' is not allowed.`
     }
     // ASP.NET Core's order: its protocol binds the arguments (count, then types; stream
     // parameters are not among them) before the dispatcher checks the invocation's kind
     if (m.arguments.length !== method.args.length) {
-      return { error: `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: Invocation provides ${m.arguments.length} argument(s) but target expects ${method.args.length}.` }
+      return `Failed to invoke '${m.target}' due to an error on the server. InvalidDataException: Invocation provides ${m.arguments.length} argument(s) but target expects ${method.args.length}.`
     }
     for (let i = 0; i < method.args.length; i++) {
       const problem = validationProblem(method.args[i], m.arguments[i])
       if (problem !== undefined) {
         connection.logRepeatable('info', 'invalid-argument', { method: m.target, argument: i }, 'signalr: invalid hub method argument')
-        return { error: `Failed to invoke '${m.target}' due to an error on the server. ${BINDING_ERROR} Argument ${i} is invalid: ${problem}.` }
+        return `Failed to invoke '${m.target}' due to an error on the server. ${BINDING_ERROR} Argument ${i} is invalid: ${problem}.`
       }
       const validator = method.args[i]
       if (validator.fromWire !== undefined) m.arguments[i] = validator.fromWire(m.arguments[i])
     }
     if (method.streaming !== streaming) {
-      return {
-        error: streaming
-          ? `The client attempted to invoke the non-streaming '${m.target}' method with a streaming invocation.`
-          : `The client attempted to invoke the streaming '${m.target}' method with a non-streaming invocation.`
-      }
+      return streaming
+        ? `The client attempted to invoke the non-streaming '${m.target}' method with a streaming invocation.`
+        : `The client attempted to invoke the streaming '${m.target}' method with a non-streaming invocation.`
     }
     const streamIds = m.streamIds ?? NO_STREAM_IDS
     if (streamIds.length !== method.uploads.length) {
-      return { error: `An unexpected error occurred invoking '${m.target}' on the server. HubException: Client sent ${streamIds.length} stream(s), Hub method expects ${method.uploads.length}.` }
+      return `An unexpected error occurred invoking '${m.target}' on the server. HubException: Client sent ${streamIds.length} stream(s), Hub method expects ${method.uploads.length}.`
     }
     for (let i = 0; i < streamIds.length; i++) {
       // A second upload under a live id would orphan the first, whose reader would then wait forever
       if (state.uploads.has(streamIds[i]) || streamIds.indexOf(streamIds[i]) !== i) {
         connection.logRepeatable('info', 'stream-id-in-use', { method: m.target, streamId: streamIds[i] }, 'signalr: invocation refused: a stream id already in use')
-        return { error: `Failed to invoke '${m.target}' due to an error on the server. HubException: Stream ID '${streamIds[i]}' is already in use.` }
+        return `Failed to invoke '${m.target}' due to an error on the server. HubException: Stream ID '${streamIds[i]}' is already in use.`
       }
     }
+    return method
+  }
+
+  /** The upload streams of a bound call, made and registered; a shared empty array for none. */
+  private openUploads (connection: Connection, state: DispatchState, m: InvocationMessage | StreamInvocationMessage, method: CompiledMethod): UploadStream[] {
+    const streamIds = m.streamIds ?? NO_STREAM_IDS
+    if (streamIds.length === 0) return NO_UPLOADS
     const capacity = connection.host.options.streamBufferCapacity
-    const uploads = streamIds.length === 0 ? NO_UPLOADS : streamIds.map((id, i) => new UploadStream(capacity, method.uploads[i], `upload stream ${i} of '${method.name}'`))
-    return { method, uploads }
+    const uploads = streamIds.map((id, i) => new UploadStream(capacity, method.uploads[i], `upload stream ${i} of '${method.name}'`))
+    for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
+    return uploads
   }
 
   private errorText (m: { target: string }, err: unknown, prefix: string): string {
@@ -276,57 +304,103 @@ export class Dispatcher {
     return prefix
   }
 
-  private async invoke (connection: Connection, state: DispatchState, m: InvocationMessage): Promise<void> {
+  /**
+   * A call of a method that needs no authorizer and no uploads runs synchronously: a handler
+   * that returns a value gets its Completion in the same turn, with no promise, no closure
+   * and no await. Everything else (an authorizer, uploads, a handler that returns a promise)
+   * goes on in invokeAsync.
+   */
+  private invoke (connection: Connection, state: DispatchState, m: InvocationMessage): void {
     const id = m.invocationId
-    const bound = this.bind(connection, state, m, false)
-    if ('error' in bound) {
-      if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: bound.error })
+    const method = this.bind(connection, state, m, false)
+    if (typeof method === 'string') {
+      this.refuse(connection, id, method)
       return
     }
-    const { method, uploads } = bound
-    const slot = uploads.length === 0
+    const uploads = this.openUploads(connection, state, m, method)
     const ctx = new Context(this.host, connection, method.name)
-    if (slot) {
+    if (uploads.length === 0) {
       state.active++
-      ctx.releaseSlot = () => {
-        state.active--
-        this.pump(connection, state)
-      }
+      ctx.releaseSlot = state.release
     }
-    const streamIds = m.streamIds ?? NO_STREAM_IDS
-    for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
     const observed = connection.host.telemetry.startInvocation(connection, method.name, 'invocation')
-    let outcome: InvocationOutcome = 'ok'
-    let failure: unknown
+    if (method.authorize !== undefined || uploads.length > 0) {
+      void this.invokeAsync(connection, state, m, method, ctx, uploads, observed, undefined)
+      return
+    }
+    let result: unknown
     try {
-      if (method.authorize !== undefined && !await this.authorized(connection, ctx, method, m.arguments)) {
-        outcome = 'unauthorized'
-        if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Failed to invoke '${m.target}' because user is unauthorized` })
-        return
-      }
-      // One spread, not two, for the common call without uploads
-      const result = await observed.run(() => uploads.length === 0 ? method.handler(ctx, ...m.arguments) : method.handler(ctx, ...m.arguments, ...uploads))
-      if (id !== undefined) this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, result, hasResult: true })
+      result = observed.traced ? observed.run(() => method.handler(ctx, ...m.arguments)) : method.handler(ctx, ...m.arguments)
     } catch (err) {
-      outcome = 'error'
-      failure = err
-      connection.logRepeatable('error', 'method-threw', { err, method: m.target }, 'signalr: hub method threw')
-      if (id !== undefined) {
-        this.sendCompletion(connection, {
-          type: MessageType.Completion, invocationId: id, error: this.errorText(m, err, `An unexpected error occurred invoking '${m.target}' on the server.`)
-        })
+      this.settled(connection, state, m, ctx, uploads, observed, true, err)
+      return
+    }
+    if (isThenable(result)) void this.invokeAsync(connection, state, m, method, ctx, uploads, observed, result)
+    else this.settled(connection, state, m, ctx, uploads, observed, false, result)
+  }
+
+  /** The rest of invoke(): awaits the authorizer and then the handler, or the promise a handler already returned (`pending`). */
+  private async invokeAsync (
+    connection: Connection, state: DispatchState, m: InvocationMessage, method: CompiledMethod, ctx: Context,
+    uploads: UploadStream[], observed: ObservedInvocation, pending: PromiseLike<unknown> | undefined
+  ): Promise<void> {
+    let result: unknown
+    try {
+      if (pending !== undefined) {
+        result = await pending
+      } else {
+        if (method.authorize !== undefined && !await this.authorized(connection, ctx, method, m.arguments)) {
+          this.refuse(connection, m.invocationId, `Failed to invoke '${m.target}' because user is unauthorized`)
+          this.invocationEnded(connection, state, m, ctx, uploads, observed, 'unauthorized', undefined)
+          return
+        }
+        // One spread, not two, for the common call without uploads
+        result = await observed.run(() => uploads.length === 0 ? method.handler(ctx, ...m.arguments) : method.handler(ctx, ...m.arguments, ...uploads))
+      }
+    } catch (err) {
+      this.settled(connection, state, m, ctx, uploads, observed, true, err)
+      return
+    }
+    this.settled(connection, state, m, ctx, uploads, observed, false, result)
+  }
+
+  /** A call has returned or thrown: its Completion (unless it was non-blocking), then its end. */
+  private settled (
+    connection: Connection, state: DispatchState, m: InvocationMessage, ctx: Context, uploads: UploadStream[],
+    observed: ObservedInvocation, threw: boolean, value: unknown
+  ): void {
+    const id = m.invocationId
+    try {
+      if (threw) {
+        connection.logRepeatable('error', 'method-threw', { err: value, method: m.target }, 'signalr: hub method threw')
+        this.refuse(connection, id, this.errorText(m, value, `An unexpected error occurred invoking '${m.target}' on the server.`))
+      } else if (id !== undefined) {
+        this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, result: value, hasResult: true })
       }
     } finally {
-      observed.end(outcome, failure)
-      connection.touch()
-      for (let i = 0; i < uploads.length; i++) {
-        state.uploads.delete(streamIds[i])
-        uploads[i].complete()
-      }
-      const release = ctx.releaseSlot
-      ctx.releaseSlot = undefined
-      release?.()
+      this.invocationEnded(connection, state, m, ctx, uploads, observed, threw ? 'error' : 'ok', threw ? value : undefined)
     }
+  }
+
+  /** The upload streams of a call that ended: their readers see the end. */
+  private closeUploads (state: DispatchState, m: InvocationMessage | StreamInvocationMessage, uploads: UploadStream[]): void {
+    const streamIds = m.streamIds ?? NO_STREAM_IDS
+    for (let i = 0; i < uploads.length; i++) {
+      state.uploads.delete(streamIds[i])
+      uploads[i].complete()
+    }
+  }
+
+  private invocationEnded (
+    connection: Connection, state: DispatchState, m: InvocationMessage, ctx: Context, uploads: UploadStream[],
+    observed: ObservedInvocation, outcome: InvocationOutcome, failure: unknown
+  ): void {
+    observed.end(outcome, failure)
+    connection.touch()
+    this.closeUploads(state, m, uploads)
+    const release = ctx.releaseSlot
+    ctx.releaseSlot = undefined
+    release?.()
   }
 
   private async authorized (connection: Connection, ctx: Context, method: CompiledMethod, args: unknown[]): Promise<boolean> {
@@ -344,18 +418,16 @@ export class Dispatcher {
       this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Invocation ID '${id}' is already in use.` })
       return
     }
-    const bound = this.bind(connection, state, m, true)
-    if ('error' in bound) {
-      this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: bound.error })
+    const method = this.bind(connection, state, m, true)
+    if (typeof method === 'string') {
+      this.refuse(connection, id, method)
       return
     }
-    const { method, uploads } = bound
     const cancel = new AbortController()
     state.streams.set(id, cancel)
     const signal = AbortSignal.any([connection.signal, cancel.signal])
     const ctx = new Context(this.host, connection, method.name, signal)
-    const streamIds = m.streamIds ?? []
-    for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
+    const uploads = this.openUploads(connection, state, m, method)
     let iterator: AsyncIterator<unknown> | undefined
     let error: string | undefined
     const observed = connection.host.telemetry.startInvocation(connection, method.name, 'stream')
@@ -405,10 +477,7 @@ export class Dispatcher {
       }
     } finally {
       state.streams.delete(id)
-      for (let i = 0; i < uploads.length; i++) {
-        state.uploads.delete(streamIds[i])
-        uploads[i].complete()
-      }
+      this.closeUploads(state, m, uploads)
       // Completion first: a generator blocked on something that ignores the signal must
       // not hold the client's stream open
       this.sendCompletion(connection, error === undefined
@@ -431,6 +500,11 @@ export class Dispatcher {
       connection.send({ type: MessageType.Completion, invocationId: completion.invocationId, error: 'The server could not serialize the result.' })
     }
   }
+}
+
+/** What `await` would wait for: an object or function with a callable `then`. */
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function'
 }
 
 function isAsyncIterable (value: unknown): value is AsyncIterable<unknown> {

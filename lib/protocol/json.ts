@@ -3,7 +3,7 @@
 // writing emits the fields in the .NET writer's order (signalr-wire.md §4.2).
 import { InvalidMessageError } from '../errors.js'
 import type { HubProtocol, ParseResult } from './hub-protocol.js'
-import type { Headers, HubMessage } from './messages.js'
+import type { CompletionMessage, Headers, HubMessage } from './messages.js'
 import { FORBIDDEN_KEY, markForbiddenKey, MessageType } from './messages.js'
 import { frameText, readRecords } from './text-framing.js'
 
@@ -170,10 +170,20 @@ export function toJsonObject (m: HubMessage): Json {
 /** Deepest nesting of arrays and objects in one message: System.Text.Json's default, which ASP.NET Core's reader enforces. */
 export const MAX_JSON_DEPTH = 64
 
+/** How many times `char` occurs in `text`, counted with native searches up to `limit` at most. */
+function occurrences (text: string, char: string, limit: number): number {
+  let n = 0
+  for (let at = text.indexOf(char); at !== -1 && n < limit; at = text.indexOf(char, at + 1)) n++
+  return n
+}
+
 /** Whether `text` nests arrays and objects deeper than `max`, in one pass and no allocation. */
 export function nestedDeeperThan (text: string, max: number): boolean {
   // Each level takes at least two characters
   if (text.length <= max * 2) return false
+  // Nor can it nest deeper than it has brackets: most messages have a handful, and native
+  // searches find them far faster than the character loop below
+  if (occurrences(text, '[', max + 1) + occurrences(text, '{', max + 1) <= max) return false
   let depth = 0
   let inString = false
   for (let i = 0; i < text.length; i++) {
@@ -245,6 +255,23 @@ function carriesBytes (m: HubMessage): boolean {
   }
 }
 
+/**
+ * The text of the Completions nearly every call gets (no headers; an error, nothing, or a
+ * primitive result), spelled as toJsonObject and JSON.stringify spell them, without building
+ * the object: stringifying two values costs about half of stringifying the object around them.
+ * Undefined for anything else, which takes the general path.
+ */
+function completionText (m: CompletionMessage): string | undefined {
+  const id = JSON.stringify(m.invocationId)
+  if (m.error !== undefined) return `{"type":3,"invocationId":${id},"error":${JSON.stringify(m.error)}}`
+  if (m.hasResult !== true) return `{"type":3,"invocationId":${id}}`
+  const r = m.result
+  // JSON.stringify spells these the same alone as inside an object (NaN and Infinity as null)
+  if (r === undefined || r === null) return `{"type":3,"invocationId":${id},"result":null}`
+  if (typeof r === 'string' || typeof r === 'number' || typeof r === 'boolean') return `{"type":3,"invocationId":${id},"result":${JSON.stringify(r)}}`
+  return undefined
+}
+
 export class JsonHubProtocol implements HubProtocol {
   readonly name = 'json'
   readonly version = 2
@@ -278,6 +305,10 @@ export class JsonHubProtocol implements HubProtocol {
   }
 
   write (message: HubMessage): Buffer {
+    if (message.type === MessageType.Completion && (message.headers === undefined || Object.keys(message.headers).length === 0)) {
+      const text = completionText(message)
+      if (text !== undefined) return frameText(text)
+    }
     const o = toJsonObject(message)
     // The replacer doubles what stringify costs, so only messages that carry bytes get it
     return frameText(carriesBytes(message) ? JSON.stringify(o, bytesAsBase64) : JSON.stringify(o))

@@ -7,7 +7,7 @@ import { InvalidMessageError } from '../errors.js'
 import { readFrames, writeVarIntFrame } from './binary-framing.js'
 import { scanMessagePack } from './msgpack-scan.js'
 import type { HubProtocol, ParseResult } from './hub-protocol.js'
-import type { Headers, HubMessage } from './messages.js'
+import type { Headers, HubMessage, InvocationMessage, StreamInvocationMessage } from './messages.js'
 import { markForbiddenKey, MessageType } from './messages.js'
 
 const ERROR_RESULT = 1
@@ -123,12 +123,23 @@ export function toHubMessage (value: unknown): HubMessage | undefined {
       const target = requireTarget(kind, items[3])
       const args = requireArguments(kind, items[4])
       const streamIds = readStreamIds(kind, items)
-      const common = { ...(headers !== undefined && { headers }), target, arguments: args, ...(streamIds !== undefined && { streamIds }) }
-      if (type === MessageType.StreamInvocation) return { type, invocationId: requireId(kind, items[2]), ...common }
-      const id = items[2]
-      // nil or '' is a non-blocking call, as in the .NET reader
-      if (id !== null && typeof id !== 'string') invalid(kind, 'invocationId must be a string or nil.')
-      return { type, ...(id !== null && id !== '' && { invocationId: id }), ...common }
+      let invocationId: string | undefined
+      if (type === MessageType.StreamInvocation) {
+        invocationId = requireId(kind, items[2])
+      } else {
+        const id = items[2]
+        // nil or '' is a non-blocking call, as in the .NET reader
+        if (id !== null && typeof id !== 'string') invalid(kind, 'invocationId must be a string or nil.')
+        if (id !== null && id !== '') invocationId = id
+      }
+      // Built in place, not spread together: this runs for every call a client makes.
+      // Absent fields stay absent (not undefined), in the order the spreads gave them
+      const message: Partial<InvocationMessage | StreamInvocationMessage> & Record<string, unknown> = invocationId === undefined ? { type } : { type, invocationId }
+      if (headers !== undefined) message.headers = headers
+      message.target = target
+      message.arguments = args
+      if (streamIds !== undefined) message.streamIds = streamIds
+      return message as HubMessage
     }
     case MessageType.StreamItem: {
       needItems(items, 4, kind)
@@ -185,8 +196,11 @@ export function toHubMessage (value: unknown): HubMessage | undefined {
   }
 }
 
+// Shared: the encoder only reads it
+const NO_HEADERS: Headers = Object.freeze({})
+
 function headersOrEmpty (headers: Headers | undefined): Headers {
-  return headers ?? {}
+  return headers ?? NO_HEADERS
 }
 
 /** The MessagePack array for a message, in the .NET writer's layout. */

@@ -1,11 +1,11 @@
 // What one mapped hub reports: its connections' open and close (metrics and the two log
 // lines), handshake failures, traffic by protocol, and invocations. Connection and
 // dispatcher call these few methods and nothing else of OpenTelemetry.
-import { context, type Attributes, type Context } from '@opentelemetry/api'
+import { context, trace, type Attributes, type Context } from '@opentelemetry/api'
 import type { Connection } from '../connection.js'
 import { OutboundBufferFullError, SendTimeoutError } from '../errors.js'
 import { closeStatus, TRANSPORT_NAMES } from './close-status.js'
-import { Invocation, type InvocationKind } from './invocation.js'
+import { Invocation, MethodTelemetry, UNOBSERVED, type InvocationKind, type InvocationOutcome, type ObservedInvocation } from './invocation.js'
 import type { ObservedHub, Telemetry } from './telemetry.js'
 
 /** Hub protocol traffic of one protocol on one hub: plain counters, read at collection time. */
@@ -17,12 +17,16 @@ export class Traffic {
   constructor (readonly attributes: Attributes) {}
 }
 
+const OUTCOMES: readonly InvocationOutcome[] = ['ok', 'error', 'unauthorized', 'cancelled']
+
 export type HandshakeFailure = 'invalid' | 'unsupported_protocol' | 'unsupported_version' | 'unsupported_transfer_format' | 'timeout'
 
 interface Bound {
   readonly at: number
   /** The context active when the transport request bound the connection: invocation spans' parent. */
   readonly context: Context
+  /** That context holds a span (a propagated trace): invocation spans must nest under it even without an SDK here. */
+  readonly parentSpan: boolean
   readonly transport: Attributes
   handshakeFailure?: HandshakeFailure
 }
@@ -33,6 +37,7 @@ export class HubTelemetry implements ObservedHub {
   private readonly bound = new Map<Connection, Bound>()
   // Attribute sets are few and made once: recording never builds an object per event
   private readonly attributeCache = new Map<string, Attributes>()
+  private readonly methods = new Map<string, MethodTelemetry>()
 
   constructor (readonly telemetry: Telemetry, readonly path: string, protocols: Iterable<string>) {
     this.attributes = { 'signalr.hub': path }
@@ -65,6 +70,12 @@ export class HubTelemetry implements ObservedHub {
     return { messagesReceived, messagesSent }
   }
 
+  observeInvocations (report: Parameters<ObservedHub['observeInvocations']>[0]): void {
+    for (const m of this.methods.values()) {
+      for (const outcome of OUTCOMES) if (m.counts[outcome] > 0) report(m.counts[outcome], m.outcomes[outcome])
+    }
+  }
+
   get outboundWaiting (): number {
     let sum = 0
     for (const c of this.bound.keys()) sum += c.bytesWaiting
@@ -85,7 +96,8 @@ export class HubTelemetry implements ObservedHub {
     if (this.bound.has(connection) || connection.transportKind === undefined) return
     const name = TRANSPORT_NAMES[connection.transportKind]
     const transport = this.cached(`t:${name}`, () => ({ 'signalr.transport': name }))
-    this.bound.set(connection, { at: performance.now(), context: context.active(), transport })
+    const active = context.active()
+    this.bound.set(connection, { at: performance.now(), context: active, parentSpan: trace.getSpan(active) !== undefined, transport })
     this.telemetry.instruments.activeConnections.add(1, transport)
   }
 
@@ -124,14 +136,27 @@ export class HubTelemetry implements ObservedHub {
     }, 'signalr: connection closed')
   }
 
-  /** A hub method call (or stream) begins: its span and its timer. */
-  startInvocation (connection: Connection, method: string, kind: InvocationKind): Invocation {
-    const parent = this.bound.get(connection)?.context ?? context.active()
-    return new Invocation(this, parent, method, kind)
+  /**
+   * A hub method call (or stream) begins: its span and its timer, each only when something
+   * records it. With no SDK at all this allocates nothing.
+   */
+  startInvocation (connection: Connection, method: string, kind: InvocationKind): ObservedInvocation {
+    const t = this.telemetry
+    const b = this.bound.get(connection)
+    const parent = b?.context ?? context.active()
+    // Without an SDK a span is worth making only to carry a propagated parent to the handler
+    const traced = t.tracing || (b === undefined ? trace.getSpan(parent) !== undefined : b.parentSpan)
+    if (!traced && !t.metricsOn) return UNOBSERVED
+    return new Invocation(t, this.methodTelemetry(method), kind, traced ? parent : undefined)
   }
 
-  /** The attributes of an invocation metric: bounded by the hub's method names. */
-  invocationAttributes (method: string, outcome: string): Attributes {
-    return this.cached(`i:${method}:${outcome}`, () => ({ 'signalr.hub': this.path, 'signalr.method': method, 'signalr.invocation.outcome': outcome }))
+  /** Bounded by the hub's method names: the dispatcher starts invocations of declared methods only. */
+  private methodTelemetry (method: string): MethodTelemetry {
+    let m = this.methods.get(method)
+    if (m === undefined) {
+      m = new MethodTelemetry(this.path, method)
+      this.methods.set(method, m)
+    }
+    return m
   }
 }

@@ -11,7 +11,7 @@ export const INVOCATION_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1
 export interface Instruments {
   readonly connectionDuration: Histogram
   readonly activeConnections: UpDownCounter
-  readonly invocations: Counter
+  readonly invocations: ObservableCounter
   readonly invocationDuration: Histogram
   readonly messagesReceived: ObservableCounter
   readonly messagesSent: ObservableCounter
@@ -36,7 +36,9 @@ export function createInstruments (meter: Meter): Instruments {
       unit: '{connection}',
       description: 'Number of connections that are currently active on the server.'
     }),
-    invocations: meter.createCounter('signalr.server.invocations', {
+    // Asynchronous: counted in plain integers per method and outcome and read at collection,
+    // so that a call costs the SDK one recording (the duration), not two
+    invocations: meter.createObservableCounter('signalr.server.invocations', {
       unit: '{invocation}',
       description: 'Hub method invocations that ended, by hub, method and outcome.'
     }),

@@ -9,6 +9,9 @@ import { WriteBatch, type BatchTarget } from './write-batch.js'
 
 /** After our close frame the peer gets this long to answer before the socket is cut (WebSocketOptions.CloseTimeout). */
 const CLOSE_TIMEOUT_MS = 5000
+// ws copies its send options: one object of each kind serves every write
+const TEXT = { binary: false }
+const BINARY = { binary: true }
 
 function toBuffer (data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data
@@ -41,7 +44,7 @@ export class WebSocketTransport implements Transport, BatchTarget {
   }
 
   writeBatch (data: Buffer, binary: boolean): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(data, { binary })
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(data, binary ? BINARY : TEXT)
   }
 
   bufferedBytes (): number {

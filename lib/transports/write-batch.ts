@@ -16,19 +16,24 @@ export interface BatchTarget {
  */
 export const BATCH_FLUSH_BYTES = 65_536
 
-const dirty = new Set<WriteBatch>()
+// Batches with frames queued this turn. A batch is listed once per turn (its `listed` flag);
+// one flushed early stays listed and finds itself empty at the end of the turn
+let dirty: WriteBatch[] = []
 let scheduled = false
 
 function flushAll (): void {
   scheduled = false
-  // flush() takes each batch out of the set; a write may add to another batch meanwhile
-  for (const batch of dirty) batch.flush()
+  const batches = dirty
+  dirty = []
+  // A write may add to another batch meanwhile: it is listed anew, for the next turn
+  for (let i = 0; i < batches.length; i++) batches[i].flushListed()
 }
 
 export class WriteBatch {
   private frames: Buffer[] = []
   private bytes = 0
   private binary = false
+  private listed = false
 
   /**
    * `separate`: the frames keep their boundaries and are written one by one at the flush
@@ -46,15 +51,22 @@ export class WriteBatch {
       this.flush()
       return
     }
-    dirty.add(this)
+    if (this.listed) return
+    this.listed = true
+    dirty.push(this)
     if (!scheduled) {
       scheduled = true
       setImmediate(flushAll)
     }
   }
 
+  /** The end of the turn reached this batch. */
+  flushListed (): void {
+    this.listed = false
+    this.flush()
+  }
+
   flush (): void {
-    dirty.delete(this)
     if (this.frames.length === 0) return
     const frames = this.frames
     const bytes = this.bytes
@@ -68,8 +80,7 @@ export class WriteBatch {
   }
 
   discard (): void {
-    this.frames = []
+    this.frames.length = 0
     this.bytes = 0
-    dirty.delete(this)
   }
 }
