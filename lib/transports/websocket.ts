@@ -23,7 +23,11 @@ export class WebSocketTransport implements Transport, BatchTarget {
 
   constructor (private readonly socket: WebSocket, connection: Connection) {
     socket.on('message', (data: RawData) => { connection.receive(toBuffer(data)) })
-    socket.once('close', (code: number) => {
+    // A protocol error (invalid UTF-8, a frame over maxPayload): ws has already sent the
+    // close code it calls for and ends the socket; the connection sees the close
+    socket.on('error', (err: Error) => { connection.log.warn({ err }, 'signalr: WebSocket protocol error') })
+    // 'close' comes once: on() spares the wrapper once() keeps per socket
+    socket.on('close', (code: number) => {
       // After a stateful reconnect the old socket's close is old news
       if (connection.transport !== this) return
       // 1000 normal, 1001 going away, 1005 no status (what the JS client's stop() produces);
