@@ -1,6 +1,6 @@
 // What an idle WebSocket connection keeps, counted in objects (bench/heap.ts weighs them):
-// the socket lets go of the unused HTTP response once upgraded, no once() wrappers or
-// per-connection closures sit on the socket beyond its three listeners, and the parts a
+// the socket lets go of the unused HTTP response once upgraded, its three listeners are
+// shared by every socket (no closures or once() wrappers per connection), and the parts a
 // connection makes on first use (items, client results, signal, logger, waiters) are absent
 // until used. ctx.request, which is why the upgrade request is kept, still works.
 import type { Socket } from 'node:net'
@@ -37,6 +37,13 @@ test('an idle WebSocket connection keeps no HTTP response and makes nothing it h
   t.equal(ws.listenerCount('error'), 1, 'one error listener')
   t.equal(ws.listenerCount('message'), 1, 'one message listener')
   t.notOk(ws.rawListeners('close').some((l) => 'listener' in l), 'no once() wrapper on close')
+  // and they are the same functions for every socket, not closures made per connection
+  const other = await openRawJson(base, path)
+  t.teardown(() => { other.ws.terminate() })
+  const ws2 = serverSocketOf(app, other.ws)
+  t.equal(ws2.listeners('message')[0], ws.listeners('message')[0], 'one message listener shared by all sockets')
+  t.equal(ws2.listeners('error')[0], ws.listeners('error')[0], 'one error listener shared by all sockets')
+  t.ok(ws2.listeners('close').some((l) => ws.listeners('close').includes(l)), 'one close listener shared by all sockets')
 
   const connection = registryOf(app.signalr).connection(client.token)
   t.ok(connection, 'the connection is registered')
