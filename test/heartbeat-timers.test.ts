@@ -103,4 +103,19 @@ test('the heartbeat ticks at most heartbeatChunk connections per synchronous ste
   const before = pings.count
   await until(() => pings.count - before >= 51, 10_000)
   t.pass('Pings reach all 51 connections')
+
+  // The interval firing again while a pass is under way does not start a second one: fired
+  // twice in one turn, the heartbeat ticks one step, not two
+  await new Promise((resolve) => { setImmediate(resolve) })
+  await until(() => (registry as unknown as { pass: unknown }).pass === undefined, 10_000)
+  let ticked = 0
+  Connection.prototype.tick = function (this: Connection, now: number) {
+    ticked++
+    tick.call(this, now)
+  }
+  const fire = (registry as unknown as { heartbeat: { _onTimeout: () => void } }).heartbeat
+  fire._onTimeout()
+  fire._onTimeout()
+  Connection.prototype.tick = tick
+  t.equal(ticked, chunk, 'a second firing during the pass ticks nothing more')
 })
