@@ -12,7 +12,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import {
-  AddressPool, FULL, HarnessError, PEERS, QUICK, ROOT, SCENARIOS, runScenario, startServer
+  AddressPool, FD_HEADROOM, FULL, HarnessError, PEERS, QUICK, ROOT, SCENARIOS, runScenario, startServer
 } from './harness.js'
 
 interface CallFrame { functionName: string, url: string, lineNumber: number, columnNumber: number }
@@ -260,7 +260,9 @@ if (args[0] === 'summarize') {
       const server = await startServer(ours, {
         nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
         imports: ['./bench/profile/capture.mjs'],
-        env: { BENCH_CAPTURE_DIR: captureDir }
+        // The scale scenarios read the server's probes and run its keep-alive fast, as bench/run.ts starts it
+        env: { BENCH_CAPTURE_DIR: captureDir, ...(scenario.kind === 'scale' && { BENCH_STATS: '1', KEEPALIVE_MS: String(settings.scale.keepAliveMs) }) },
+        ...(scenario.kind === 'scale' && { fds: (scenario.connections ?? 0) + FD_HEADROOM })
       })
       let m
       try {

@@ -67,6 +67,11 @@ export interface CloseOptions {
   abort?: boolean
 }
 
+interface DrainWaiter {
+  resolve: () => void
+  evenIfStalled: boolean
+}
+
 interface PendingResult {
   resolve: (value: unknown) => void
   reject: (error: Error) => void
@@ -162,7 +167,8 @@ export class Connection implements LifetimeConnection {
    */
   private timeoutPauses = 0
   private limiter: LogLimiter | undefined
-  private drainWaiters: Array<{ resolve: () => void, evenIfStalled: boolean }> = []
+  // Made when a sender first waits, like the readers below: an idle connection holds no arrays
+  private drainWaiters: DrainWaiter[] | undefined
   private drainTimer: NodeJS.Timeout | undefined
   /** Unread bytes at the last drain check, and when they last went down. */
   private drainLastBytes = 0
@@ -181,7 +187,7 @@ export class Connection implements LifetimeConnection {
   private inboundPaused = false
   /** Whether the transport was last told to stop reading. */
   private readingPaused = false
-  private readableWaiters: Array<() => void> = []
+  private readableWaiters: Array<() => void> | undefined
   /** Present when stateful reconnect is on for this connection. */
   private reconnect: MessageBuffer | undefined
   /** Set while a stateful-reconnect connection has lost its transport and waits for the client. */
@@ -211,6 +217,16 @@ export class Connection implements LifetimeConnection {
       this.logger = this.request.log.child({ signalrConnectionId: this.connectionId })
     }
     return this.logger
+  }
+
+  /**
+   * A line every connection logs (opened, closed), tagged as `log` tags it but without making
+   * the child logger: a pino child costs about 700 bytes for as long as the connection lives.
+   */
+  logTagged (level: 'info' | 'debug', fields: Record<string, unknown>, message: string): void {
+    if (this.logger !== undefined) this.logger[level](fields, message)
+    else if (this.request === undefined) this.host.log[level](fields, message)
+    else this.request.log[level]({ signalrConnectionId: this.connectionId, ...fields }, message)
   }
 
   /**
@@ -388,9 +404,9 @@ export class Connection implements LifetimeConnection {
   }
 
   private wakeReaders (): void {
-    if (this.readableWaiters.length === 0 || !this.idleInbound) return
+    if (this.readableWaiters === undefined || !this.idleInbound) return
     const waiters = this.readableWaiters
-    this.readableWaiters = []
+    this.readableWaiters = undefined
     for (const w of waiters) w()
   }
 
@@ -645,7 +661,7 @@ export class Connection implements LifetimeConnection {
 
   private async waitForDrain (evenIfStalled: boolean): Promise<void> {
     await new Promise<void>((resolve) => {
-      this.drainWaiters.push({ resolve, evenIfStalled })
+      (this.drainWaiters ??= []).push({ resolve, evenIfStalled })
       this.startDrainTimer()
     })
   }
@@ -678,12 +694,12 @@ export class Connection implements LifetimeConnection {
 
   /** Wakes the senders waiting for this connection (all of them, or those that give up on a dead reader). */
   private wakeDrainWaiters (all = true): void {
-    const keep: typeof this.drainWaiters = []
-    for (const w of this.drainWaiters) {
+    const keep: DrainWaiter[] = []
+    for (const w of this.drainWaiters ?? []) {
       if (all || !w.evenIfStalled) w.resolve()
       else keep.push(w)
     }
-    this.drainWaiters = keep
+    this.drainWaiters = keep.length === 0 ? undefined : keep
     // Held messages keep it going, except while there is no transport to flush them to
     const holding = this.conflated !== undefined && this.transport !== undefined && this.state === 'connected'
     if (keep.length === 0 && !holding && this.drainTimer !== undefined) {
@@ -718,7 +734,7 @@ export class Connection implements LifetimeConnection {
    */
   async readable (): Promise<void> {
     if (this.idleInbound) return
-    await new Promise<void>((resolve) => { this.readableWaiters.push(resolve) })
+    await new Promise<void>((resolve) => { (this.readableWaiters ??= []).push(resolve) })
   }
 
   /** The dispatcher cannot take this client's next message yet: its silence is not its fault. */

@@ -11,6 +11,13 @@ import type { ResolvedHubOptions } from './options.js'
 import type { Transport } from './transports/transport.js'
 import type { ClientMethodsOf, HubContext, HubDefinition, SignalRRegistry } from '../types/index.js'
 
+/**
+ * Connections the shared heartbeat ticks in one synchronous step before it yields the event
+ * loop: at most this many Pings are written and timeouts checked per turn, however many
+ * connections the process holds (about a millisecond's work).
+ */
+export const HEARTBEAT_CHUNK = 256
+
 export class Registry implements SignalRRegistry {
   private readonly hubs = new Map<string, MappedHub>()
   /** Where app.signalrConnection() mapped raw connection handlers. */
@@ -29,6 +36,11 @@ export class Registry implements SignalRRegistry {
   private readonly releases = new Map<string, () => void>()
   private heartbeat: NodeJS.Timeout | undefined
   private tickMs = 1000
+  /** The heartbeat pass under way: the connections it has not visited yet, and the turn that goes on with them. */
+  private pass: Iterator<Connection> | undefined
+  private passStep: NodeJS.Immediate | undefined
+  /** Connections one synchronous step of a heartbeat pass visits (HEARTBEAT_CHUNK; tests lower it). */
+  heartbeatChunk = HEARTBEAT_CHUNK
   closing = false
 
   constructor (readonly log: FastifyBaseLogger) {}
@@ -132,23 +144,59 @@ export class Registry implements SignalRRegistry {
           this.release(token)
         }
       }
-      if (this.byToken.size === 0 && this.retired.size === 0) this.stopHeartbeat()
-      for (const c of this.byToken.values()) {
-        try {
-          c.tick(now)
-        } catch (err) {
-          c.log.error({ err }, 'signalr: heartbeat check failed')
-        }
+      if (this.byToken.size === 0 && this.retired.size === 0) {
+        this.stopHeartbeat()
+        return
       }
+      // A pass slower than the interval goes on; a second one would only visit the same connections twice
+      if (this.pass !== undefined) return
+      this.pass = this.byToken.values()
+      this.heartbeatStep()
     }, this.tickMs)
     // The server's own handle keeps the process alive; the heartbeat must not
     this.heartbeat.unref()
+  }
+
+  /**
+   * Ticks the next heartbeatChunk connections of the pass, then yields the event loop and
+   * goes on in the next turn. A pass over every connection in one go blocked the loop for
+   * as long as the connections took (the Pings' writes above all: about 3 µs each), so the
+   * event-loop delay grew with the connection count; in steps it stays that of one chunk.
+   * The Map's iterator is live: connections that leave before their turn are skipped, and
+   * those that join meanwhile are ticked in this pass.
+   */
+  private heartbeatStep (): void {
+    this.passStep = undefined
+    const pass = this.pass
+    if (pass === undefined) return
+    // Each step's own clock: a pass may span several turns
+    const now = Date.now()
+    for (let i = 0; i < this.heartbeatChunk; i++) {
+      const next = pass.next()
+      if (next.done === true) {
+        this.pass = undefined
+        return
+      }
+      const c = next.value
+      try {
+        c.tick(now)
+      } catch (err) {
+        c.log.error({ err }, 'signalr: heartbeat check failed')
+      }
+    }
+    // A tick may have closed the last connection and stopped the heartbeat
+    if (this.pass !== pass) return
+    this.passStep = setImmediate(() => { this.heartbeatStep() })
+    this.passStep.unref()
   }
 
   private stopHeartbeat (): void {
     if (this.heartbeat === undefined) return
     clearInterval(this.heartbeat)
     this.heartbeat = undefined
+    if (this.passStep !== undefined) clearImmediate(this.passStep)
+    this.passStep = undefined
+    this.pass = undefined
   }
 
   /**

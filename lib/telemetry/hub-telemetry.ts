@@ -109,7 +109,7 @@ export class HubTelemetry implements ObservedHub {
 
   /** The handshake succeeded and the user is known: the connection's open line. */
   connectionOpened (connection: Connection): void {
-    connection.log.info({ transport: connection.transportKind, protocol: connection.protocol?.name, user: connection.userId }, 'signalr: connection opened')
+    connection.logTagged('info', { transport: connection.transportKind, protocol: connection.protocol?.name, user: connection.userId }, 'signalr: connection opened')
   }
 
   /** Once, when the connection is gone, whether or not its handshake had succeeded. */
@@ -126,7 +126,7 @@ export class HubTelemetry implements ObservedHub {
     const slow = error instanceof OutboundBufferFullError ? 'buffer_full' : error instanceof SendTimeoutError ? 'send_timeout' : undefined
     if (slow !== undefined) i.slowClientCloses.add(1, this.cached(`s:${slow}`, () => ({ 'signalr.hub': this.path, 'error.type': slow })))
     if (!established) return
-    connection.log.info({
+    connection.logTagged('info', {
       transport: connection.transportKind,
       protocol: connection.protocol?.name,
       user: connection.userId,

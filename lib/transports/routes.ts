@@ -135,7 +135,7 @@ export function mapHubRoutes (app: FastifyInstance, url: string, hub: Endpoint, 
     const claimed = connection
     claimed.claim('WebSockets')
     reply.hijack()
-    upgrades.upgrade(wss, request, (socket: WebSocket) => {
+    upgrades.upgrade(wss, request, reply.raw, (socket: WebSocket) => {
       const transport = new WebSocketTransport(socket, claimed)
       if (claimed.state === 'connected') claimed.reattach(transport)
       else claimed.attach(transport, request)

@@ -5,6 +5,7 @@
 // When something else dispatches upgrades on the same server (@fastify/websocket does, in
 // the same way), ours stands aside, so no request is routed twice.
 import { ServerResponse, type IncomingMessage, type Server } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -77,18 +78,19 @@ export class WebSocketUpgrades {
     return wss
   }
 
-  /** Completes the upgrade of a routed request; the caller has hijacked the reply. */
-  upgrade (wss: WebSocketServer, request: FastifyRequest, onSocket: (socket: WebSocket) => void): void {
+  /**
+   * Completes the upgrade of a routed request; the caller has hijacked the reply, whose
+   * `response` is let go of here. `onSocket` must listen for the socket's 'error'.
+   */
+  upgrade (wss: WebSocketServer, request: FastifyRequest, response: ServerResponse, onSocket: (socket: WebSocket) => void): void {
     const raw = request.raw
     const socket = raw.socket
     // ws owns the socket's errors from here on
     socket.removeListener('error', destroyOnError)
-    wss.handleUpgrade(raw, socket, heads.get(raw) ?? EMPTY, (ws) => {
-      // A protocol error (invalid UTF-8, a frame over maxPayload): ws has already sent the
-      // close code it calls for and ends the socket; the connection sees the close
-      ws.on('error', (err) => { request.log.warn({ err }, 'signalr: WebSocket protocol error') })
-      onSocket(ws)
-    })
+    // The socket would keep the unused response (and its stream state and listeners) for as
+    // long as the connection lives: several hundred bytes per idle connection
+    if (response.socket === socket) response.detachSocket(socket as Socket)
+    wss.handleUpgrade(raw, socket, heads.get(raw) ?? EMPTY, onSocket)
   }
 
   /** Every socket still open, for shutdown and for tests. */

@@ -19,23 +19,49 @@ function toBuffer (data: RawData): Buffer {
   return Buffer.from(data)
 }
 
+/** Each ws socket's transport, where the shared listeners below find it. */
+const kTransport = Symbol('fastify-signalr.transport')
+type BoundSocket = WebSocket & { [kTransport]: WebSocketTransport }
+const transportOf = (socket: WebSocket): WebSocketTransport => (socket as BoundSocket)[kTransport]
+
+// One set of listeners for every socket (ws calls them with the socket as `this`) instead of
+// three closures per connection: an idle connection is mostly what it keeps
+function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
+  transportOf(this).connection.receive(toBuffer(data), isBinary)
+}
+
+/**
+ * A protocol error (invalid UTF-8, a frame over maxPayload): ws has already sent the close
+ * code it calls for and ends the socket; the connection sees the close.
+ */
+function onError (this: WebSocket, err: Error): void {
+  transportOf(this).connection.log.warn({ err }, 'signalr: WebSocket protocol error')
+}
+
+function onClose (this: WebSocket, code: number): void {
+  const transport = transportOf(this)
+  const connection = transport.connection
+  // After a stateful reconnect the old socket's close is old news
+  if (connection.transport !== transport) return
+  // 1000 normal, 1001 going away, 1005 no status (what the JS client's stop() produces);
+  // anything else (1006: the socket was cut) may be followed by a stateful reconnect
+  if (code === 1000 || code === 1001 || code === 1005) connection.transportClosed()
+  else connection.transportLost(new ConnectionClosedError(`WebSocket closed with status code: ${code}.`))
+}
+
 export class WebSocketTransport implements Transport, BatchTarget {
   readonly kind = 'WebSockets' as const
   readonly inherentKeepAlive = false
   private readonly batch: WriteBatch
 
-  constructor (private readonly socket: WebSocket, connection: Connection) {
+  constructor (private readonly socket: WebSocket, readonly connection: Connection) {
+    ;(socket as BoundSocket)[kTransport] = this
     // A raw connection's sends stay one WebSocket message each, of the type each was sent as
     this.batch = new WriteBatch(this, connection.host.raw)
-    socket.on('message', (data: RawData, isBinary: boolean) => { connection.receive(toBuffer(data), isBinary) })
-    socket.once('close', (code: number) => {
-      // After a stateful reconnect the old socket's close is old news
-      if (connection.transport !== this) return
-      // 1000 normal, 1001 going away, 1005 no status (what the JS client's stop() produces);
-      // anything else (1006: the socket was cut) may be followed by a stateful reconnect
-      if (code === 1000 || code === 1001 || code === 1005) connection.transportClosed()
-      else connection.transportLost(new ConnectionClosedError(`WebSocket closed with status code: ${code}.`))
-    })
+    socket.on('message', onMessage)
+    socket.on('error', onError)
+    // 'close' comes once: on() spares the wrapper once() keeps per socket
+    socket.on('close', onClose)
   }
 
   send (frame: Buffer, binary: boolean): void {
