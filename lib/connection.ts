@@ -19,13 +19,21 @@ import { SerializedMessage } from './protocol/serialized-message.js'
 import type { HandshakeFailure, HubTelemetry, Traffic } from './telemetry/hub-telemetry.js'
 import type { Transport, TransportKind } from './transports/transport.js'
 
-export type ConnectionState = 'negotiated' | 'handshaking' | 'connected' | 'closed'
+/**
+ * `joining`: the handshake was valid and the lifetime manager is adding the connection (with
+ * a backplane, its subscriptions are being confirmed); the handshake answer waits for it.
+ */
+export type ConnectionState = 'negotiated' | 'handshaking' | 'joining' | 'connected' | 'closed'
 
 interface ConnectionHostBase {
   readonly options: ResolvedHubOptions
   readonly log: FastifyBaseLogger
   readonly telemetry: HubTelemetry
-  /** After a successful handshake (a raw connection: as soon as its first transport request binds it). */
+  /**
+   * After a valid handshake (a raw connection: as soon as its first transport request binds
+   * it). A hub's host answers with connection.joined() once the lifetime manager has the
+   * connection, or connection.refuse(error) if it could not take it.
+   */
   onEstablished (connection: Connection): void
   /**
    * Once, when the connection is gone. `error` is undefined for a clean close;
@@ -199,6 +207,9 @@ export class Connection implements LifetimeConnection {
   private conflated: Map<string, Buffer> | undefined
   private conflatedHeld = 0
   private volatileDrops = 0
+  /** What was sent while joining, for after the handshake answer; it counts toward the hard cap. */
+  private early: Buffer[] | undefined
+  private earlyBytes = 0
 
   constructor (host: ConnectionHost, init: { connectionId: string, token: string, negotiateVersion: number }) {
     this.host = host
@@ -466,29 +477,56 @@ export class Connection implements LifetimeConnection {
     this.protocol = protocol
     this.binary = protocol.transferFormat === 'Binary'
     this.inbound.setFraming(this.binary ? 'binary' : 'text')
-    this.state = 'connected'
+    this.state = 'joining'
     // Stateful reconnect needs both sides: negotiated, a version-2 handshake, and WebSockets
     if (this.statefulReconnect && version >= 2 && this.transport?.kind === 'WebSockets') {
       this.reconnect = new MessageBuffer(this.host.options.statefulReconnectBufferSize)
     }
-    // The .NET server sets the transfer format before it answers, so a MessagePack
-    // connection gets its `{}` in a binary frame
-    this.sendFrame(writeHandshakeResponse())
     this.traffic = this.host.telemetry.trafficFor(protocol.name)
     this.host.onEstablished(this)
-    return true
+    // Anything the client sent after its handshake is parsed once it has joined
+    return (this.state as ConnectionState) === 'connected'
   }
 
-  private rejectHandshake (reason: string, failure: HandshakeFailure): void {
+  /**
+   * The lifetime manager has the connection: now the client gets its handshake answer. ASP.NET
+   * Core answers first and subscribes after, so a message sent from another server to a client
+   * whose start() has just resolved can miss it; answering last closes that window. What was
+   * sent to the connection meanwhile (a broadcast, say) follows the answer.
+   */
+  joined (): void {
+    if (this.state !== 'joining') return
+    this.state = 'connected'
+    const early = this.early
+    this.early = undefined
+    this.earlyBytes = 0
+    // The .NET server sets the transfer format before it answers, so a MessagePack
+    // connection gets its `{}` in a binary frame
+    this.sendFrame(writeHandshakeResponse(), this.binary, true)
+    for (const bytes of early ?? []) this.sendFrame(bytes)
+    this.process()
+  }
+
+  /** The lifetime manager could not take the connection: the client's start() fails with the reason. */
+  refuse (error: Error): void {
+    if (this.state !== 'joining') return
+    const detail = this.host.options.enableDetailedErrors ? ` ${(error as { code?: string }).code ?? error.name}: ${error.message}` : ''
+    this.rejectHandshake(`An unexpected error occurred during connection handshake.${detail}`, 'refused', error)
+  }
+
+  private rejectHandshake (reason: string, failure: HandshakeFailure, cause?: Error): void {
     this.host.telemetry.handshakeFailed(this, failure)
     this.log.warn({ reason }, 'signalr: handshake rejected')
-    this.sendFrame(writeHandshakeResponse(reason))
-    this.close({ error: new HandshakeError(reason) })
+    // Nothing held for a joining connection goes out: the client never joined
+    this.early = undefined
+    this.earlyBytes = 0
+    this.sendFrame(writeHandshakeResponse(reason), this.binary, true)
+    this.close({ error: cause ?? new HandshakeError(reason) })
   }
 
   /** LifetimeConnection: queue an already-serialised message, or drop or hold it by `policy`. */
   write (message: SerializedMessage, policy?: SendPolicy): boolean {
-    if (this.state !== 'connected') return false
+    if (this.state !== 'connected' && this.state !== 'joining') return false
     let bytes: Buffer
     try {
       bytes = message.bytesFor(this.protocol as HubProtocol)
@@ -577,7 +615,7 @@ export class Connection implements LifetimeConnection {
    * batch does not count: it has not been offered to the client yet.
    */
   private unreadBytes (): number {
-    return (this.transport?.bufferedBytes() ?? 0) + (this.reconnect?.waitingBytes ?? 0)
+    return (this.transport?.bufferedBytes() ?? 0) + (this.reconnect?.waitingBytes ?? 0) + this.earlyBytes
   }
 
   /** What the client has left unread (see unreadBytes): for telemetry and the admin view. */
@@ -600,11 +638,17 @@ export class Connection implements LifetimeConnection {
     return true
   }
 
-  private sendFrame (bytes: Buffer, binary = this.binary): void {
+  private sendFrame (bytes: Buffer, binary = this.binary, handshakeAnswer = false): void {
     const transport = this.transport
     if (transport === undefined || this.overHardCap()) return
+    if (this.state === 'joining' && !handshakeAnswer) {
+      (this.early ??= []).push(bytes)
+      this.earlyBytes += bytes.length
+      return
+    }
     this.lastSentAt = Date.now()
-    if (this.traffic !== undefined) {
+    // The handshake is no hub message: the traffic counters count hub messages only, both ways
+    if (this.traffic !== undefined && !handshakeAnswer) {
       this.traffic.messagesSent++
       this.traffic.bytesSent += bytes.length
     }
@@ -845,7 +889,10 @@ export class Connection implements LifetimeConnection {
   }
 
   private finish (error: Error | undefined): void {
-    const wasEstablished = this.state === 'connected'
+    // A joining connection is the hub's already: its lifetime manager has it, or is adding it
+    const wasEstablished = this.state === 'connected' || this.state === 'joining'
+    this.early = undefined
+    this.earlyBytes = 0
     this.state = 'closed'
     this.inbound.clear()
     this.conflated = undefined
@@ -872,10 +919,14 @@ export class Connection implements LifetimeConnection {
         if (now - this.createdAt > o.disconnectTimeout) this.finish(undefined)
         return
       case 'handshaking':
+      case 'joining': {
+        const state = this.state
         this.transport?.tick?.(now)
-        if (this.state !== 'handshaking') return
+        if (this.state !== state) return
+        // Joining counts against the handshake timeout: a backplane that cannot confirm in time fails the client's start()
         if (now - this.handshakeStartedAt > o.handshakeTimeout) this.rejectHandshake('Handshake was canceled.', 'timeout')
         return
+      }
       case 'connected': {
         const transport = this.transport
         if (transport === undefined) {

@@ -86,12 +86,17 @@ export class MappedHub implements HubConnectionHost, ContextHost, MappedEndpoint
     this.telemetry.connectionOpened(connection)
     this.established.add(connection)
     this.dispatcher.prepare(connection)
+    // The client gets its handshake answer only once the lifetime manager has the connection
+    // (see Connection.joined), then the hub's onConnected runs
     this.lifetime.onConnected(connection)
-      .then(async () => { await this.dispatcher.connected(connection) })
-      .catch((err: unknown) => {
+      .then(async () => {
+        connection.joined()
+        await this.dispatcher.connected(connection)
+      }, (err: unknown) => {
         connection.log.error({ err }, 'signalr: the lifetime manager refused the connection')
-        connection.close({ error: err as Error })
+        connection.refuse(err as Error)
       })
+      .catch((err: unknown) => { connection.log.error({ err }, 'signalr: connecting to the hub failed') })
   }
 
   onMessages (connection: Connection, messages: HubMessage[]): void {

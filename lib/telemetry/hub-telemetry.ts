@@ -19,7 +19,7 @@ export class Traffic {
 
 const OUTCOMES: readonly InvocationOutcome[] = ['ok', 'error', 'unauthorized', 'cancelled']
 
-export type HandshakeFailure = 'invalid' | 'unsupported_protocol' | 'unsupported_version' | 'unsupported_transfer_format' | 'timeout'
+export type HandshakeFailure = 'invalid' | 'unsupported_protocol' | 'unsupported_version' | 'unsupported_transfer_format' | 'timeout' | 'refused'
 
 interface Bound {
   readonly at: number
