@@ -77,6 +77,12 @@ test('the admin page shows the live connections of two chat tabs in the demo, an
   const cyRow = `#connections tbody tr[data-id="${cy.connectionId as string}"]`
   await admin.waitForSelector(cyRow)
   t.equal(await admin.textContent('#totalConnections'), '3', 'it appears, and the total follows')
+  // Rows are updated in place: the button a user aims at is the same element snapshot after
+  // snapshot (replaced each time, it would swallow clicks on a busy page)
+  const button = await admin.$(`${cyRow} button.danger`)
+  const drawn = Number(await admin.$eval('body', (b) => b.dataset.snapshots))
+  await admin.waitForFunction((n) => Number(document.body.dataset.snapshots) >= n + 2, drawn)
+  t.ok(await button?.evaluate((b) => b.isConnected), 'the Disconnect button survived two snapshots')
   const closed = new Promise<Error | undefined>((resolve) => { cy.onclose(resolve) })
   await admin.click(`${cyRow} button.danger`)
   t.equal(await closed, undefined, 'the Disconnect button closed the client')

@@ -97,23 +97,59 @@ function renderChart (history) {
   chart.replaceChildren(...nodes)
 }
 
+// Rows are kept by hub and connection id and updated in place: rebuilt on every snapshot, a
+// Disconnect button would be replaced under the pointer and the click lost
+const connectionRows = new Map()
+
+function connectionRow (path, id) {
+  const key = `${path} ${id}`
+  let row = connectionRows.get(key)
+  if (row === undefined) {
+    const cells = Array.from({ length: 8 }, () => el('td'))
+    const button = el('button', { type: 'button', class: 'danger', text: 'Disconnect', onclick: (e) => { disconnect(path, id, e.target) } })
+    const tr = el('tr', { 'data-id': id }, ...cells, el('td', { class: 'act' }, button))
+    row = { tr, cells, seen: 0 }
+    connectionRows.set(key, row)
+  }
+  return row
+}
+
+function setCell (td, className, ...children) {
+  if (td.className !== className) td.className = className
+  const text = children.length === 1 && typeof children[0] === 'string' ? children[0] : undefined
+  if (text !== undefined) {
+    if (td.textContent !== text || td.children.length > 0) td.textContent = text
+  } else {
+    td.replaceChildren(...children)
+  }
+}
+
+let renderCount = 0
 function renderConnections (s, hub) {
   const fleet = hub !== undefined && hub.servers > 1
   $('connections').classList.toggle('fleet', fleet)
   $('hubName').textContent = hub === undefined ? '' : `on ${hub.path}`
-  const rows = (hub?.connections ?? []).map((c) => el('tr', { 'data-id': c.connectionId },
-    el('td', { class: 'mono', title: c.connectionId, text: c.connectionId }),
-    el('td', { class: c.userId === null ? 'muted' : '', text: c.userId ?? '—' }),
-    el('td', {}, el('span', { class: `tag t-${c.transport}`, text: TRANSPORTS[c.transport] ?? c.transport })),
-    el('td', { text: c.protocol }),
-    el('td', {}, el('div', { class: 'chips' }, ...c.groups.map((g) => el('span', { class: 'chip', text: g })),
-      ...(c.groupCount > c.groups.length ? [el('span', { class: 'muted', text: `+${c.groupCount - c.groups.length}` })] : []))),
-    el('td', { class: 'num', text: age(s.at - c.connectedAt) }),
-    el('td', { class: c.bytesWaiting > 0 ? 'num warn' : 'num', text: bytes(c.bytesWaiting) }),
-    el('td', { class: 'server mono', text: c.server ?? '' }),
-    el('td', { class: 'act' }, el('button', { type: 'button', class: 'danger', text: 'Disconnect', onclick: (e) => { disconnect(hub.path, c.connectionId, e.target) } }))
-  ))
-  $('connections').tBodies[0].replaceChildren(...rows)
+  const pass = ++renderCount
+  const rows = (hub?.connections ?? []).map((c) => {
+    const row = connectionRow(hub.path, c.connectionId)
+    row.seen = pass
+    const [id, user, transport, protocol, groups, connected, waiting, server] = row.cells
+    setCell(id, 'mono', c.connectionId)
+    id.title = c.connectionId
+    setCell(user, c.userId === null ? 'muted' : '', c.userId ?? '—')
+    setCell(transport, '', el('span', { class: `tag t-${c.transport}`, text: TRANSPORTS[c.transport] ?? c.transport }))
+    setCell(protocol, '', c.protocol)
+    setCell(groups, '', el('div', { class: 'chips' }, ...c.groups.map((g) => el('span', { class: 'chip', text: g })),
+      ...(c.groupCount > c.groups.length ? [el('span', { class: 'muted', text: `+${c.groupCount - c.groups.length}` })] : [])))
+    setCell(connected, 'num', age(s.at - c.connectedAt))
+    setCell(waiting, c.bytesWaiting > 0 ? 'num warn' : 'num', bytes(c.bytesWaiting))
+    setCell(server, 'server mono', c.server ?? '')
+    return row.tr
+  })
+  for (const [key, row] of connectionRows) if (row.seen !== pass) connectionRows.delete(key)
+  const body = $('connections').tBodies[0]
+  const same = body.children.length === rows.length && rows.every((tr, i) => body.children[i] === tr)
+  if (!same) body.replaceChildren(...rows)
   $('empty').hidden = rows.length > 0
   const notes = []
   if (hub?.omitted > 0) notes.push(`${hub.omitted} more not listed (first ${s.maxConnections} per hub)`)
@@ -147,9 +183,12 @@ function render () {
   renderGroups(hub)
 }
 
+let shown = 0
 function show (snapshot) {
   latest = snapshot
   render()
+  // How many snapshots the page has drawn: lets a test (or a curious reader) wait for the next one
+  document.body.dataset.snapshots = String(++shown)
 }
 
 const connection = new signalR.HubConnectionBuilder()
