@@ -21,8 +21,10 @@ interface DispatchState {
   /** The next message waits (for a slot, or for room in an upload): the client timeout is paused. */
   blocked: boolean
   active: number
-  readonly streams: Map<string, AbortController>
-  readonly uploads: Map<string, UploadStream>
+  // Made by the first stream or upload: most connections never have one, and two empty Maps
+  // are about 500 bytes per connection
+  streams: Map<string, AbortController> | undefined
+  uploads: Map<string, UploadStream> | undefined
   /** Gives a parallel-invocation slot back: made once per connection and shared by its calls. */
   readonly release: () => void
 }
@@ -67,8 +69,8 @@ export class Dispatcher {
       pumping: false,
       blocked: false,
       active: 0,
-      streams: new Map(),
-      uploads: new Map(),
+      streams: undefined,
+      uploads: undefined,
       release: () => {
         state.active--
         this.pump(connection, state)
@@ -116,8 +118,8 @@ export class Dispatcher {
     if (state !== undefined) {
       state.queue.clear()
       this.unblock(connection, state)
-      for (const c of state.streams.values()) c.abort()
-      for (const u of state.uploads.values()) u.complete(new HubError('The connection was closed.'))
+      for (const c of state.streams?.values() ?? []) c.abort()
+      for (const u of state.uploads?.values() ?? []) u.complete(new HubError('The connection was closed.'))
     }
     const onDisconnected = this.hub.definition.onDisconnected
     if (onDisconnected === undefined || state === undefined) return
@@ -150,7 +152,7 @@ export class Dispatcher {
         return
       }
       if (m.type === MessageType.StreamItem) {
-        const upload = state.uploads.get(m.invocationId)
+        const upload = state.uploads?.get(m.invocationId)
         if (upload?.full === true) {
           upload.onSpace = () => this.pump(connection, state)
           this.block(connection, state)
@@ -199,7 +201,7 @@ export class Dispatcher {
         void this.stream(connection, state, m)
         return
       case MessageType.StreamItem: {
-        const upload = state.uploads.get(m.invocationId)
+        const upload = state.uploads?.get(m.invocationId)
         if (upload === undefined) connection.log.debug({ streamId: m.invocationId }, 'signalr: StreamItem for an unknown stream ignored')
         else if (m.forbiddenKey !== undefined) upload.complete(new HubError(`Invalid item for a stream: the key '${m.forbiddenKey}' is not allowed.`))
         else upload.push(m.item)
@@ -209,7 +211,7 @@ export class Dispatcher {
         this.completion(connection, state, m)
         return
       case MessageType.CancelInvocation:
-        state.streams.get(m.invocationId)?.abort()
+        state.streams?.get(m.invocationId)?.abort()
         return
       case MessageType.Close:
         connection.log.debug({ error: m.error }, 'signalr: the client closed the connection')
@@ -222,9 +224,9 @@ export class Dispatcher {
   private completion (connection: Connection, state: DispatchState, m: CompletionMessage): void {
     // A result carrying a forbidden key is never handed on: its waiter gets an error instead
     const refused = m.forbiddenKey === undefined ? m : { ...m, result: undefined, hasResult: false, error: `The client's result held the key '${m.forbiddenKey}', which is not allowed.` }
-    const upload = state.uploads.get(m.invocationId)
+    const upload = state.uploads?.get(m.invocationId)
     if (upload !== undefined) {
-      state.uploads.delete(m.invocationId)
+      state.uploads?.delete(m.invocationId)
       upload.complete(refused.error === undefined ? undefined : new HubError(refused.error))
       return
     }
@@ -277,7 +279,7 @@ export class Dispatcher {
     }
     for (let i = 0; i < streamIds.length; i++) {
       // A second upload under a live id would orphan the first, whose reader would then wait forever
-      if (state.uploads.has(streamIds[i]) || streamIds.indexOf(streamIds[i]) !== i) {
+      if (state.uploads?.has(streamIds[i]) === true || streamIds.indexOf(streamIds[i]) !== i) {
         connection.logRepeatable('info', 'stream-id-in-use', { method: m.target, streamId: streamIds[i] }, 'signalr: invocation refused: a stream id already in use')
         return `Failed to invoke '${m.target}' due to an error on the server. HubException: Stream ID '${streamIds[i]}' is already in use.`
       }
@@ -291,7 +293,8 @@ export class Dispatcher {
     if (streamIds.length === 0) return NO_UPLOADS
     const capacity = connection.host.options.streamBufferCapacity
     const uploads = streamIds.map((id, i) => new UploadStream(capacity, method.uploads[i], `upload stream ${i} of '${method.name}'`))
-    for (let i = 0; i < uploads.length; i++) state.uploads.set(streamIds[i], uploads[i])
+    const open = state.uploads ??= new Map()
+    for (let i = 0; i < uploads.length; i++) open.set(streamIds[i], uploads[i])
     return uploads
   }
 
@@ -386,7 +389,7 @@ export class Dispatcher {
   private closeUploads (state: DispatchState, m: InvocationMessage | StreamInvocationMessage, uploads: UploadStream[]): void {
     const streamIds = m.streamIds ?? NO_STREAM_IDS
     for (let i = 0; i < uploads.length; i++) {
-      state.uploads.delete(streamIds[i])
+      state.uploads?.delete(streamIds[i])
       uploads[i].complete()
     }
   }
@@ -414,7 +417,7 @@ export class Dispatcher {
 
   private async stream (connection: Connection, state: DispatchState, m: StreamInvocationMessage): Promise<void> {
     const id = m.invocationId
-    if (state.streams.has(id)) {
+    if (state.streams?.has(id) === true) {
       this.sendCompletion(connection, { type: MessageType.Completion, invocationId: id, error: `Invocation ID '${id}' is already in use.` })
       return
     }
@@ -424,7 +427,7 @@ export class Dispatcher {
       return
     }
     const cancel = new AbortController()
-    state.streams.set(id, cancel)
+    ;(state.streams ??= new Map()).set(id, cancel)
     const signal = AbortSignal.any([connection.signal, cancel.signal])
     const ctx = new Context(this.host, connection, method.name, signal)
     const uploads = this.openUploads(connection, state, m, method)
@@ -476,7 +479,7 @@ export class Dispatcher {
         failure = err
       }
     } finally {
-      state.streams.delete(id)
+      state.streams?.delete(id)
       this.closeUploads(state, m, uploads)
       // Completion first: a generator blocked on something that ignores the signal must
       // not hold the client's stream open
