@@ -17,6 +17,9 @@ import { listen } from './fixtures/listen.js'
 import { histogramOf, memoryMetrics, valueOf } from './fixtures/otel.js'
 import { negotiate } from './fixtures/raw-client.js'
 import { until } from './fixtures/until.js'
+import type { Connection } from '../lib/connection.js'
+import { registryOf } from '../lib/registry.js'
+import { LongPollingTransport } from '../lib/transports/long-polling.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -476,6 +479,10 @@ test('app.close() while connected over every transport: clients and handlers see
     t.equal(valueOf(m.get('signalr.server.active_connections'), { 'signalr.transport': wire }), 1, `an active ${wire} connection counts`)
   }
   t.equal(app.signalr.connectionCount, 3, 'app.signalr counts raw connections')
+  // Fastify answers a poll that arrives after close() has begun with its own 503, before any
+  // route runs; the end reaches a long-polling client through the poll it has parked
+  const connections = [...(registryOf(app.signalr) as unknown as { byToken: Map<string, Connection> }).byToken.values()]
+  await until(() => connections.some((c) => c.transport instanceof LongPollingTransport && c.transport.polling), 5000)
   await app.close()
   for (const c of clients) t.equal(await c.closed, undefined, 'the client is closed')
   for (const s of echo.sessions) t.equal(await s.closed, undefined, 'the handler is told')

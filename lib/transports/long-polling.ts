@@ -107,6 +107,15 @@ export class LongPollingTransport implements Transport {
     return this.queued > 0
   }
 
+  /**
+   * A poll is parked here, waiting for data. At shutdown only a parked poll can carry the
+   * end to the client: Fastify answers a poll that arrives once close() has begun with 503
+   * (return503OnClosing) before any route or hook runs.
+   */
+  get polling (): boolean {
+    return this.pending !== undefined
+  }
+
   send (frame: Buffer): void {
     if (this.ended) return
     this.queue.push(frame)
