@@ -104,5 +104,27 @@ if (missing !== false) {
       t.equal(a.state, signalR.HubConnectionState.Connected, 'connections stayed open through all of it')
       t.equal(b.state, signalR.HubConnectionState.Connected)
     })
+
+    t.test(`${kind}: a presence rewrite that fails after a reconnect is tried again by the heartbeat`, async (t) => {
+      const redis = await startRedis(t)
+      const A = await startFleetServer(t, redis, kind, { commandTimeout: COMMAND_TIMEOUT, heartbeatInterval: 200 })
+      const a = await connect(t, A.url, { user: 'alice' })
+      await a.invoke('AddToGroup', a.connectionId as string, 'room')
+      const records = (): number => {
+        const key = redis.cli('KEYS', '*:fastify-signalr:conns:*')
+        return key === '' ? 0 : Number(redis.cli('HLEN', key))
+      }
+      await until(() => records() === 1, 5000)
+      // Redis refuses HSET: the rewrite after the reconnect drops the share, then fails
+      redis.cli('ACL', 'SETUSER', 'default', '-hset')
+      redis.cli('CLIENT', 'KILL', 'TYPE', 'normal')
+      redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub')
+      await until(() => A.logs.some((l) => l.includes('presence could not be rewritten')), 10_000)
+      t.equal(records(), 0, 'the failed rewrite left no record of the connection')
+      redis.cli('ACL', 'SETUSER', 'default', '+hset')
+      await until(() => records() === 1, 5000)
+      t.pass('a heartbeat wrote the share back once Redis took it')
+      t.same(await A.app.signalr.hub(FLEET_PATH).groupMembers('room'), [a.connectionId], 'presence answers again')
+    })
   }
 }

@@ -111,7 +111,7 @@ export class RedisBackplane implements Backplane {
     })
     seam.on('up', (why) => {
       log.warn({ why, serverName: this.serverName }, 'signalr: the Redis backplane is back')
-      for (const m of this.managers) m.recovered().catch((err: unknown) => { log.warn({ err }, 'signalr: presence could not be rewritten after Redis came back') })
+      for (const m of this.managers) m.recovered().catch((err: unknown) => { log.warn({ err }, 'signalr: presence could not be rewritten after Redis came back; the next heartbeat tries again') })
     })
     this.seamInstance = seam
     return seam

@@ -65,6 +65,8 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
   private ackId = 0
   private starting: Promise<void> | undefined
   private closed = false
+  /** This server's share of presence may be missing from Redis: the heartbeat rewrites it. */
+  private presenceStale = false
 
   private readonly seam: RedisSeam
 
@@ -127,7 +129,18 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
       this.requests.start(),
       this.forwarding?.start()
     ])
-    await this.presence.rewrite(this).catch((err: unknown) => { this.log.warn({ err }, 'signalr: could not write presence to Redis') })
+    await this.rewritePresence().catch((err: unknown) => { this.log.warn({ err }, 'signalr: could not write presence to Redis; the next heartbeat tries again') })
+  }
+
+  /**
+   * Writes this server's share of presence in full. Until that succeeds each heartbeat tries
+   * again: a rewrite drops the old share first, so one that failed half-way (a command timed
+   * out under load, say) would otherwise leave the share missing until the next reconnect.
+   */
+  private async rewritePresence (): Promise<void> {
+    this.presenceStale = true
+    await this.presence.rewrite(this)
+    this.presenceStale = false
   }
 
   /** Work that close() waits for. */
@@ -589,7 +602,12 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
 
   async heartbeat (): Promise<void> {
     if (this.starting === undefined || this.closed) return
-    await this.presence.heartbeat()
+    if (!this.presenceStale) {
+      await this.presence.heartbeat()
+      return
+    }
+    await this.rewritePresence()
+    this.log.info('signalr: presence written back to Redis')
   }
 
   /** Redis is back: our share of presence may be stale or gone (a restarted Redis keeps nothing). */
@@ -597,7 +615,7 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
     if (this.closed) return
     this.hub.observer?.reconnected()
     if (this.starting === undefined) return
-    await this.presence.rewrite(this)
+    await this.rewritePresence()
   }
 
   async close (): Promise<void> {
