@@ -11,17 +11,11 @@ async function join (t: { teardown (fn: () => unknown): void }, server: FleetSer
   return await joinUrl(t, server.url, name, user, protocol)
 }
 import { TARGETS } from './fixtures/fleet-hub.js'
-import { CLIENT_KINDS, numsub, redisMissing, startRedis, type ClientKind } from './fixtures/redis.js'
+import { CLIENT_KINDS, numsub, startRedis, type ClientKind, withRedis } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
 import { registryOf } from '../lib/registry.js'
 
-const missing = redisMissing()
-if (missing !== false) {
-  t.comment(`skipped: ${missing}`)
-  t.pass('skipped: redis-server is absent')
-} else {
-  run()
-}
+withRedis(t, run)
 
 function run (): void {
   for (const kind of CLIENT_KINDS) {

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { connect, nextCall, record, signalR } from './fixtures/client.js'
 import { FLEET_PATH, startFleetServer, type FleetServer, fleetManager } from './fixtures/fleet.js'
-import { numsub, redisMissing, startRedis, type ClientKind, type RedisServer } from './fixtures/redis.js'
+import { numsub, startRedis, type ClientKind, type RedisServer, withRedis } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
 
 const COMMAND_TIMEOUT = 800
@@ -28,11 +28,7 @@ async function timed<T> (p: Promise<T>): Promise<{ ms: number, value?: T, error?
   }
 }
 
-const missing = redisMissing()
-if (missing !== false) {
-  t.comment(`skipped: ${missing}`)
-  t.pass('skipped: redis-server is absent')
-} else {
+withRedis(t, () => {
   for (const kind of ['node-redis', 'ioredis'] as ClientKind[]) {
     t.test(`${kind}: Redis killed, restarted, its subscribers killed, paused`, async (t) => {
       const redis = await startRedis(t)
@@ -127,4 +123,4 @@ if (missing !== false) {
       t.same(await A.app.signalr.hub(FLEET_PATH).groupMembers('room'), [a.connectionId], 'presence answers again')
     })
   }
-}
+})

@@ -6,14 +6,10 @@ import t from 'tap'
 import { redisBackplane } from '../lib/lifetime/redis/index.js'
 import { encodeForward, tokenHash } from '../lib/lifetime/redis/forwarding.js'
 import { FLEET_HUB_NAME, startFleetServer, type FleetServer, fleetManager } from './fixtures/fleet.js'
-import { redisClient, redisMissing, startRedis, type ClientKind } from './fixtures/redis.js'
+import { redisClient, startRedis, type ClientKind, withRedis } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
 
-const missing = redisMissing()
-if (missing !== false) {
-  t.comment(`skipped: ${missing}`)
-  t.pass('skipped: redis-server is absent')
-} else {
+withRedis(t, () => {
   t.test('the forwarding option is checked', async (t) => {
     const redis = await startRedis(t)
     const client = await redisClient(t, redis, 'ioredis')
@@ -61,4 +57,4 @@ if (missing !== false) {
       t.notOk(redis.cli('KEYS', '*').includes(token), 'the token is in no Redis key')
     })
   }
-}
+})

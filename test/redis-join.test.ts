@@ -10,17 +10,13 @@ import t from 'tap'
 import { buildClient, connect, nextCall, record } from './fixtures/client.js'
 import { FLEET_PATH, fleetManager, startFleetServer } from './fixtures/fleet.js'
 import { memoryMetrics, valueOf } from './fixtures/otel.js'
-import { redisMissing, startRedis, type ClientKind, type RedisServer } from './fixtures/redis.js'
+import { startRedis, type ClientKind, type RedisServer, withRedis } from './fixtures/redis.js'
 import { startTcpProxy } from './fixtures/tcp-proxy.js'
 import { until } from './fixtures/until.js'
 
 const HELD_MS = 300
 
-const missing = redisMissing()
-if (missing !== false) {
-  t.comment(`skipped: ${missing}`)
-  t.pass('skipped: redis-server is absent')
-} else {
+withRedis(t, () => {
   for (const kind of ['node-redis', 'ioredis'] as ClientKind[]) {
     t.test(`${kind}: start() resolves only once other servers can reach the connection`, async (t) => {
       const redis = await startRedis(t)
@@ -83,4 +79,4 @@ if (missing !== false) {
       t.same(await echoed, ['caller', 'still here'], 'the connection already open still works')
     })
   }
-}
+})

@@ -4,7 +4,7 @@
 // the assertions are about who reconnected, how often, and what was delivered.
 import t from 'tap'
 import { signalR, type ClientOptions } from './fixtures/client.js'
-import { redisMissing } from './fixtures/redis.js'
+import { withRedis } from './fixtures/redis.js'
 import { counts, fleetBehindProxy, PATIENT, tracked, type StickyFleet, type Tracked } from './fixtures/sticky-fleet.js'
 import { until } from './fixtures/until.js'
 
@@ -58,11 +58,7 @@ async function eventually (check: () => Promise<boolean>, ms: number): Promise<b
   return false
 }
 
-const missing = redisMissing()
-if (missing !== false) {
-  t.comment(`skipped: ${missing}`)
-  t.pass('skipped: redis-server is absent')
-} else {
+withRedis(t, () => {
   t.test('app.close() on one node, then kill -9 on another', async (t) => {
     const fleet = await fleetBehindProxy(t)
     const cs = await clients(t, fleet, 2)
@@ -173,4 +169,4 @@ if (missing !== false) {
     t.same(new Set(await everywhere(used.connectionToken)), new Set([404]), 'replayed after it ended: 404')
     t.same(new Set(await everywhere(used.connectionId)), new Set([404]), 'its public id: 404')
   })
-}
+})

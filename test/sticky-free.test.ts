@@ -6,17 +6,13 @@
 // forwarded requests and served forwarded ones; no client was told 404.
 import t from 'tap'
 import { signalR } from './fixtures/client.js'
-import { redisMissing } from './fixtures/redis.js'
+import { withRedis } from './fixtures/redis.js'
 import { CONFIGS, counts, fleetBehindProxy, tracked } from './fixtures/sticky-fleet.js'
 import { until } from './fixtures/until.js'
 
 const range = (n: number, prefix = ''): string[] => Array.from({ length: n }, (_v, i) => prefix + String(i))
 
-const missing = redisMissing()
-if (missing !== false) {
-  t.comment(`skipped: ${missing}`)
-  t.pass('skipped: redis-server is absent')
-} else {
+withRedis(t, () => {
   t.test('any node serves any request: order kept, nothing lost or doubled, on every transport', async (t) => {
     const { nodes, proxy, url } = await fleetBehindProxy(t)
     const PER_CONFIG = 1
@@ -60,4 +56,4 @@ if (missing !== false) {
       t.equal(n.lost, 0, `node ${i} lost no forwarded request`)
     })
   })
-}
+})

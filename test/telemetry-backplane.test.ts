@@ -6,7 +6,7 @@ import t from 'tap'
 import { connect, nextCall } from './fixtures/client.js'
 import { FLEET_PATH, startFleetServer } from './fixtures/fleet.js'
 import { memoryMetrics, valueOf } from './fixtures/otel.js'
-import { redisMissing, startRedis, type ClientKind } from './fixtures/redis.js'
+import { startRedis, type ClientKind, withRedis } from './fixtures/redis.js'
 import { until } from './fixtures/until.js'
 import { RedisChannels } from '../lib/lifetime/redis/channels.js'
 import { failureOf } from '../lib/lifetime/redis/seam.js'
@@ -24,11 +24,7 @@ t.test('every channel a hub publishes on has a kind from the bounded set', async
   t.equal(failureOf(new Error('not the seam\'s')), 'error', 'an error the seam did not make counts as error')
 })
 
-const missing = redisMissing()
-if (missing !== false) {
-  t.comment(`skipped: ${missing}`)
-  t.pass('skipped: redis-server is absent')
-} else {
+withRedis(t, () => {
   for (const kind of ['node-redis', 'ioredis'] as ClientKind[]) {
     t.test(`${kind}: publishes, failures and reconnects`, async (t) => {
       const redis = await startRedis(t)
@@ -98,4 +94,4 @@ if (missing !== false) {
     await a.invoke('Send', 'user', ['bob'], 'hello')
     t.same(await arrived, ['user', 'hello'])
   })
-}
+})
