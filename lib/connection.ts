@@ -497,14 +497,20 @@ export class Connection implements LifetimeConnection {
   joined (): void {
     if (this.state !== 'joining') return
     this.state = 'connected'
-    const early = this.early
-    this.early = undefined
-    this.earlyBytes = 0
+    const early = this.takeEarly()
     // The .NET server sets the transfer format before it answers, so a MessagePack
     // connection gets its `{}` in a binary frame
     this.sendFrame(writeHandshakeResponse(), this.binary, true)
     for (const bytes of early ?? []) this.sendFrame(bytes)
     this.process()
+  }
+
+  /** What was held while joining, no longer counted as unread. */
+  private takeEarly (): Buffer[] | undefined {
+    const early = this.early
+    this.early = undefined
+    this.earlyBytes = 0
+    return early
   }
 
   /** The lifetime manager could not take the connection: the client's start() fails with the reason. */
@@ -518,8 +524,7 @@ export class Connection implements LifetimeConnection {
     this.host.telemetry.handshakeFailed(this, failure)
     this.log.warn({ reason }, 'signalr: handshake rejected')
     // Nothing held for a joining connection goes out: the client never joined
-    this.early = undefined
-    this.earlyBytes = 0
+    this.takeEarly()
     this.sendFrame(writeHandshakeResponse(reason), this.binary, true)
     this.close({ error: cause ?? new HandshakeError(reason) })
   }
@@ -891,8 +896,7 @@ export class Connection implements LifetimeConnection {
   private finish (error: Error | undefined): void {
     // A joining connection is the hub's already: its lifetime manager has it, or is adding it
     const wasEstablished = this.state === 'connected' || this.state === 'joining'
-    this.early = undefined
-    this.earlyBytes = 0
+    this.takeEarly()
     this.state = 'closed'
     this.inbound.clear()
     this.conflated = undefined

@@ -8,6 +8,7 @@
 // connections are untouched.
 import t from 'tap'
 import { buildClient, connect, nextCall, record } from './fixtures/client.js'
+import { OUTBOUND_HARD_CAP_FACTOR } from '../lib/connection.js'
 import { FLEET_PATH, fleetManager, startFleetServer } from './fixtures/fleet.js'
 import { memoryMetrics, valueOf } from './fixtures/otel.js'
 import { startRedis, type ClientKind, type RedisServer, withRedis } from './fixtures/redis.js'
@@ -53,6 +54,38 @@ withRedis(t, () => {
       delivered.push(await byId)
       t.same(delivered, [['user', 'to the user'], ['client', 'to the connection']], 'both crossed servers at the first try')
       t.same(calls[0], ['all', 'while joining'], 'the broadcast sent while he joined came first, after the handshake answer')
+    })
+
+    t.test(`${kind}: what waits for a joining connection is bounded by the outbound hard cap`, async (t) => {
+      const MAX_BUFFER = 4096
+      const CAP = MAX_BUFFER * OUTBOUND_HARD_CAP_FACTOR
+      const redis = await startRedis(t)
+      const proxy = await startTcpProxy(t, redis.port)
+      const A = await startFleetServer(t, redis, kind)
+      const B = await startFleetServer(t, { ...redis, port: proxy.port, url: `redis://127.0.0.1:${proxy.port}` }, kind, {}, { transportMaxBufferSize: MAX_BUFFER })
+      await connect(t, B.url, { user: 'carol' })
+      const alice = await connect(t, A.url, { user: 'alice' })
+      const seen = record(alice, 'Receive')
+
+      proxy.hold()
+      const bob = buildClient(B.url, { user: 'bob' })
+      t.teardown(async () => { await bob.stop() })
+      // Settled here: the cut may come while the broadcasts below are still being sent
+      const outcome = bob.start().then(() => 'started', (err: Error) => err)
+      await until(() => fleetManager(B).indexSizes().connections === 2, 5000)
+      // Broadcasts keep arriving at B (Redis still delivers to its subscriber) while bob cannot join
+      const text = 'x'.repeat(3000)
+      const hubA = A.app.signalr.hub(FLEET_PATH)
+      for (let i = 0; i < 10; i++) await hubA.clients.all.send('Receive', 'all', text)
+      t.type(await outcome, Error, 'bob never got a handshake answer: his connection was cut')
+      const line = B.logs.find((l) => l.includes('outbound buffer is full'))
+      const held = Number((JSON.parse(line ?? '{}') as { buffered?: number }).buffered)
+      t.ok(held > CAP && held <= CAP + text.length + 100, `cut once more than the cap was held (${held} bytes, cap ${CAP})`)
+      await until(() => fleetManager(B).indexSizes().connections === 1, 5000)
+      t.pass('B let go of him')
+      proxy.release()
+      await until(() => seen.length === 10, 5000)
+      t.pass('a reader elsewhere got all ten')
     })
 
     t.test(`${kind}: a connection Redis cannot take fails its start() with a handshake error`, async (t) => {
