@@ -67,6 +67,8 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
   private closed = false
   /** This server's share of presence may be missing from Redis: the heartbeat rewrites it. */
   private presenceStale = false
+  /** The rewrite under way: a heartbeat does not start a second one beside it. */
+  private rewriting: Promise<void> | undefined
 
   private readonly seam: RedisSeam
 
@@ -139,8 +141,15 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
    */
   private async rewritePresence (): Promise<void> {
     this.presenceStale = true
-    await this.presence.rewrite(this)
-    this.presenceStale = false
+    const run = this.presence.rewrite(this)
+    this.rewriting = run
+    try {
+      await run
+      // Only the latest rewrite says the share is whole: an older one may predate a reconnect
+      if (this.rewriting === run) this.presenceStale = false
+    } finally {
+      if (this.rewriting === run) this.rewriting = undefined
+    }
   }
 
   /** Work that close() waits for. */
@@ -601,7 +610,8 @@ export class RedisHubLifetimeManager implements HubLifetimeManager {
   // Heartbeat, recovery, shutdown
 
   async heartbeat (): Promise<void> {
-    if (this.starting === undefined || this.closed) return
+    // A rewrite under way ends with a heartbeat of its own
+    if (this.starting === undefined || this.closed || this.rewriting !== undefined) return
     if (!this.presenceStale) {
       await this.presence.heartbeat()
       return
